@@ -1,0 +1,40 @@
+"""mlflow-ext: profiles, drift checks, promotion gates and retraining hooks on top of MLflow.
+
+The public API is this module's ``__all__``. Names are imported on first use, so
+``import mlflow_ext`` stays cheap (MLflow itself takes seconds to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "MlflowExtError": "mlflow_ext.errors",
+    "ConfigError": "mlflow_ext.errors",
+    "ConflictError": "mlflow_ext.errors",
+    "DataError": "mlflow_ext.errors",
+    "HookError": "mlflow_ext.errors",
+    "NotFoundError": "mlflow_ext.errors",
+    "PluginError": "mlflow_ext.errors",
+    "ProfileError": "mlflow_ext.errors",
+    "TrackingError": "mlflow_ext.errors",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlflow_ext' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
