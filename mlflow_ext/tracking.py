@@ -1,0 +1,269 @@
+"""Everything that talks to MLflow: the client, error wrapping, experiments, runs, versions.
+
+Other modules never call MLflow's stores directly; they go through these functions, which turn
+MLflow's exceptions into the mlflow-ext error tree and batch every write (one ``log_metric`` call
+costs about a hundred times a batched value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlflow_ext.errors import MlflowExtError, NotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
+
+__all__ = [
+    "DEFAULT_ALIAS",
+    "TAG_PREFIX",
+    "MetricPoint",
+    "VersionRef",
+    "client",
+    "get_or_create_experiment",
+    "log_run",
+    "mlflow_errors",
+    "monitoring_experiment",
+    "parse_model_ref",
+    "resolve_version",
+    "set_version_tags",
+    "tracking_uri",
+]
+
+TAG_PREFIX = "mlflow_ext."
+DEFAULT_ALIAS = "champion"
+MONITORING_EXPERIMENT = "mlflow-ext/{model}"
+DESCRIPTION_TAG = "mlflow.note.content"  # what the MLflow UI shows as the run's description
+
+
+def tracking_uri() -> str:
+    """The tracking URI in force (MLflow's default is sqlite:///mlflow.db in the working folder)."""
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
+
+
+@contextlib.contextmanager
+def mlflow_errors(action: str) -> Iterator[None]:
+    """Turn what MLflow (or the HTTP layer under it) raises into TrackingError / NotFoundError."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowExtError:
+        raise
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = getattr(exc, "message", str(exc))
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFoundError(f"Could not {action}: {message}") from exc
+        if code in {"UNAUTHENTICATED", "PERMISSION_DENIED"} or "401" in message or "403" in message:
+            raise TrackingError(
+                f"Could not {action}: the tracking server refused the credentials ({message}).",
+                hint="Check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN).",
+            ) from exc
+        raise TrackingError(
+            f"Could not {action}: {message}",
+            hint=f"Check that the tracking store at {_safe_uri()} is reachable and writable.",
+        ) from exc
+    except (OSError, ConnectionError) as exc:
+        raise TrackingError(
+            f"Could not {action}: {type(exc).__name__}: {exc}",
+            hint=f"Check that the tracking store at {_safe_uri()} is reachable.",
+        ) from exc
+
+
+def _safe_uri() -> str:
+    """The tracking URI without any password it may embed (never print secrets)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        uri = f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri
+
+
+def client() -> MlflowClient:
+    """An MLflow client for the tracking and registry URIs in force."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient()
+
+
+def get_or_create_experiment(name: str, *, tags: Mapping[str, str] | None = None) -> str:
+    """The id of the experiment ``name``, created when missing (safe when two processes race)."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    with mlflow_errors(f"open the experiment {name!r}"):
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"The experiment {name!r} is deleted, so nothing can be recorded in it.",
+                    hint=f"Restore it (mlflow experiments restore --experiment-id {found.experiment_id}).",
+                )
+            return str(found.experiment_id)
+        try:
+            return str(mlflow_client.create_experiment(name, tags=dict(tags or {})))
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        again = mlflow_client.get_experiment_by_name(name)
+        if again is None:  # created and deleted in between: report rather than loop
+            raise TrackingError(f"The experiment {name!r} vanished while being opened.")
+        return str(again.experiment_id)
+
+
+def monitoring_experiment(model: str) -> str:
+    """The id of ``mlflow-ext/<model>``, where checks and decisions of one model are recorded."""
+    return get_or_create_experiment(
+        MONITORING_EXPERIMENT.format(model=model), tags={f"{TAG_PREFIX}model": model}
+    )
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A parsed model reference: ``name``, ``name@alias`` or ``name/version``."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}/{self.version}"
+        return f"{self.name}@{self.alias or DEFAULT_ALIAS}"
+
+
+def parse_model_ref(ref: str, *, default_alias: str = DEFAULT_ALIAS) -> VersionRef:
+    """Parse ``MODEL``, ``MODEL@ALIAS`` or ``MODEL/VERSION`` (a bare name means the default alias)."""
+    text = ref.strip()
+    if not text:
+        raise TrackingError("The model reference is empty.", hint="Give MODEL, MODEL@ALIAS or MODEL/VERSION.")
+    if "@" in text:
+        name, alias = text.rsplit("@", 1)
+        if not name or not alias:
+            raise TrackingError(f"Invalid model reference {ref!r}.", hint="Give MODEL@ALIAS, e.g. churn@champion.")
+        return VersionRef(name=name, alias=alias)
+    head, _, tail = text.rpartition("/")
+    if head and tail.isdigit():
+        return VersionRef(name=head, version=tail)
+    return VersionRef(name=text, alias=default_alias)
+
+
+def resolve_version(ref: str | VersionRef, *, default_alias: str = DEFAULT_ALIAS) -> ModelVersion:
+    """The registered model version a reference points at; NotFoundError names what is missing."""
+    parsed = parse_model_ref(ref, default_alias=default_alias) if isinstance(ref, str) else ref
+    mlflow_client = client()
+    with mlflow_errors(f"find the registered model {parsed.name!r}"):
+        mlflow_client.get_registered_model(parsed.name)
+    if parsed.version is not None:
+        with mlflow_errors(f"find version {parsed.version} of {parsed.name!r}"):
+            return mlflow_client.get_model_version(parsed.name, parsed.version)
+    alias = parsed.alias or default_alias
+    try:
+        with mlflow_errors(f"find the alias {alias!r} of {parsed.name!r}"):
+            return mlflow_client.get_model_version_by_alias(parsed.name, alias)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"The registered model {parsed.name!r} has no version with the alias {alias!r}.",
+            hint=f"Name a version ({parsed.name}/<version>) or promote one: mlflow-ext promote {parsed.name} <version>.",
+        ) from exc
+
+
+def set_version_tags(name: str, version: str, tags: Mapping[str, str]) -> None:
+    """Set several tags on one model version."""
+    mlflow_client = client()
+    with mlflow_errors(f"tag version {version} of {name!r}"):
+        for key, value in tags.items():
+            mlflow_client.set_model_version_tag(name, version, key, str(value))
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metric value to log, with the step and timestamp the MLflow UI charts it against."""
+
+    key: str
+    value: float
+    step: int = 0
+    timestamp_ms: int | None = None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def log_run(
+    experiment_id: str,
+    *,
+    run_name: str,
+    metrics: Sequence[MetricPoint] = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+    artifacts: Mapping[str, bytes | str | Path] | None = None,
+    status: str = "FINISHED",
+) -> str:
+    """Record one complete run in batched writes and return its id.
+
+    ``artifacts`` maps an artifact path to its content (bytes or text) or to a local file. If any
+    write fails the run is deleted before the error is raised, so no half-written run is left
+    behind for anyone to read.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    mlflow_client = client()
+    now = int(time.time() * 1000)
+    all_tags = dict(tags or {})
+    if description is not None:
+        all_tags[DESCRIPTION_TAG] = description
+    with mlflow_errors(f"start a run in experiment {experiment_id}"):
+        run = mlflow_client.create_run(experiment_id, run_name=run_name, start_time=now)
+    run_id = str(run.info.run_id)
+    try:
+        with mlflow_errors(f"record the run {run_name!r}"):
+            metric_objs = [
+                Metric(p.key, float(p.value), p.timestamp_ms if p.timestamp_ms is not None else now, p.step)
+                for p in metrics
+            ]
+            for chunk in _chunks(metric_objs, 1000):
+                mlflow_client.log_batch(run_id, metrics=chunk, synchronous=True)
+            param_objs = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+            for chunk in _chunks(param_objs, 100):
+                mlflow_client.log_batch(run_id, params=chunk, synchronous=True)
+            tag_objs = [RunTag(k, str(v)) for k, v in all_tags.items()]
+            for chunk in _chunks(tag_objs, 100):
+                mlflow_client.log_batch(run_id, tags=chunk, synchronous=True)
+            if artifacts:
+                with tempfile.TemporaryDirectory(prefix="mlflow-ext-") as tmp:
+                    for rel, content in artifacts.items():
+                        target = Path(tmp, rel)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        if isinstance(content, Path):
+                            target.write_bytes(content.read_bytes())
+                        elif isinstance(content, bytes):
+                            target.write_bytes(content)
+                        else:
+                            target.write_text(content, encoding="utf-8")
+                    mlflow_client.log_artifacts(run_id, tmp)
+            mlflow_client.set_terminated(run_id, status=status)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow_client.delete_run(run_id)
+        raise
+    return run_id
+
+
+def to_json_bytes(document: Any) -> bytes:
+    """A JSON artifact's bytes: sorted keys, indented, UTF-8."""
+    return json.dumps(document, indent=2, sort_keys=True, default=str).encode("utf-8")
