@@ -22,6 +22,9 @@ _EXPORTS: dict[str, str] = {
     "PluginError": "mlflow_ext.errors",
     "ProfileError": "mlflow_ext.errors",
     "TrackingError": "mlflow_ext.errors",
+    "Profile": "mlflow_ext.profile",
+    "check": "mlflow_ext.checks",
+    "CheckResult": "mlflow_ext.checks",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -64,7 +64,7 @@ def _disabled() -> tuple[bool, set[str]]:
 def _license(dist: md.Distribution | None) -> str:
     if dist is None:
         return "unknown"
-    meta = dist.metadata
+    meta: Any = dist.metadata  # an email.message.Message underneath, which has .get
     expression = meta.get("License-Expression")
     if expression:
         return str(expression)

@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -25,14 +24,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class _Group(TyperGroup):
     """Turns every MlflowExtError into 'Error: ...' plus the hint on stderr, and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MlflowExtError as exc:
             err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
             if exc.hint:
                 err.print(exc.hint, markup=False)
-            raise click.exceptions.Exit(EXIT_ERROR) from None
+            raise typer.Exit(EXIT_ERROR) from None
 
 
 app = typer.Typer(

@@ -1,0 +1,1 @@
+"""Built-in plugins: registered through our own entry points, exactly like third-party ones."""
