@@ -25,6 +25,15 @@ _EXPORTS: dict[str, str] = {
     "Profile": "mlflow_ext.profile",
     "check": "mlflow_ext.checks",
     "CheckResult": "mlflow_ext.checks",
+    "check_model": "mlflow_ext.model_check",
+    "Event": "mlflow_ext.hooks",
+    "fit_cbpe": "mlflow_ext.estimation",
+    "fit_dle": "mlflow_ext.estimation",
+    "CBPEModel": "mlflow_ext.estimation",
+    "DLEModel": "mlflow_ext.estimation",
+    "EstimatedMetric": "mlflow_ext.estimation",
+    "track": "mlflow_ext.decorators",
+    "Tracked": "mlflow_ext.decorators",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -23,18 +23,23 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
+    from mlflow_ext.profile import Profile
+
 __all__ = [
     "DEFAULT_ALIAS",
     "TAG_PREFIX",
     "MetricPoint",
     "VersionRef",
+    "VersionReference",
     "client",
     "get_or_create_experiment",
+    "load_version_reference",
     "log_run",
     "mlflow_errors",
     "monitoring_experiment",
     "parse_model_ref",
     "resolve_version",
+    "save_version_reference",
     "set_version_tags",
     "tracking_uri",
 ]
@@ -165,19 +170,21 @@ def resolve_version(ref: str | VersionRef, *, default_alias: str = DEFAULT_ALIAS
     parsed = parse_model_ref(ref, default_alias=default_alias) if isinstance(ref, str) else ref
     mlflow_client = client()
     with mlflow_errors(f"find the registered model {parsed.name!r}"):
-        mlflow_client.get_registered_model(parsed.name)
+        registered = mlflow_client.get_registered_model(parsed.name)
     if parsed.version is not None:
         with mlflow_errors(f"find version {parsed.version} of {parsed.name!r}"):
             return mlflow_client.get_model_version(parsed.name, parsed.version)
     alias = parsed.alias or default_alias
-    try:
-        with mlflow_errors(f"find the alias {alias!r} of {parsed.name!r}"):
-            return mlflow_client.get_model_version_by_alias(parsed.name, alias)
-    except NotFoundError as exc:
+    # Read the alias from the model itself: stores disagree on the error a missing alias raises.
+    version = dict(registered.aliases or {}).get(alias)
+    if version is None:
         raise NotFoundError(
             f"The registered model {parsed.name!r} has no version with the alias {alias!r}.",
-            hint=f"Name a version ({parsed.name}/<version>) or promote one: mlflow-ext promote {parsed.name} <version>.",
-        ) from exc
+            hint=f"Name a version ({parsed.name}/<version>) or promote one: "
+            f"mlflow-ext promote {parsed.name} <version>.",
+        )
+    with mlflow_errors(f"find version {version} of {parsed.name!r}"):
+        return mlflow_client.get_model_version(parsed.name, str(version))
 
 
 def set_version_tags(name: str, version: str, tags: Mapping[str, str]) -> None:
@@ -267,3 +274,89 @@ def log_run(
 def to_json_bytes(document: Any) -> bytes:
     """A JSON artifact's bytes: sorted keys, indented, UTF-8."""
     return json.dumps(document, indent=2, sort_keys=True, default=str).encode("utf-8")
+
+
+# -- version reference: what @track stores with each registered version ----------------------------
+
+REFERENCE_ARTIFACTS = "mlflow_ext"  # run artifact folder holding profile/ and predictions/
+VALIDATION_PREFIX = f"{TAG_PREFIX}val."
+
+
+@dataclass(frozen=True)
+class VersionReference:
+    """What mlflow-ext stored with a registered version at training time (written by @track).
+
+    ``profile`` summarises the training features (with the reference sample), ``predictions`` the
+    model's outputs on that sample (``prediction`` and, for classifiers, ``proba_<class>``; None for a
+    version logged without them), ``validation`` the validation metrics by name (``accuracy``,
+    ``roc_auc``, ... and ``n_rows``).
+    """
+
+    name: str
+    version: str
+    run_id: str
+    profile: Profile
+    predictions: Profile | None
+    task: str
+    target: str | None
+    features: tuple[str, ...]
+    validation: Mapping[str, float]
+
+
+def save_version_reference(run_id: str, profile: Profile, predictions: Profile | None) -> str:
+    """Upload the training profile and the reference predictions to a run; the profile's ``runs:/`` URI."""
+    with tempfile.TemporaryDirectory(prefix="mlflow-ext-") as tmp:
+        profile.save(Path(tmp, "profile"))
+        if predictions is not None:
+            predictions.save(Path(tmp, "predictions"))
+        with mlflow_errors(f"upload the reference profile to run {run_id}"):
+            client().log_artifacts(run_id, tmp, REFERENCE_ARTIFACTS)
+    return f"runs:/{run_id}/{REFERENCE_ARTIFACTS}/profile"
+
+
+def load_version_reference(model_version: ModelVersion | VersionRef | str) -> VersionReference:
+    """The reference @track stored with a version (a ModelVersion or a reference like ``churn@champion``).
+
+    ProfileError when the version carries no mlflow-ext profile (registered outside mlflow-ext) or
+    its tags are corrupt; NotFoundError when the profile's run or artifacts are gone.
+    """
+    import mlflow.artifacts
+
+    from mlflow_ext.errors import ProfileError
+    from mlflow_ext.profile import Profile
+
+    version = model_version if not isinstance(model_version, (str, VersionRef)) else resolve_version(model_version)
+    tags = dict(version.tags or {})
+    label = f"version {version.version} of {version.name!r}"
+    uri = tags.get(f"{TAG_PREFIX}profile", "")
+    if not uri.startswith("runs:/"):
+        raise ProfileError(
+            f"The model {label} has no mlflow-ext reference profile (version tag {TAG_PREFIX}profile is "
+            f"{'missing' if not uri else repr(uri)}); it was probably registered outside mlflow-ext.",
+            hint="Register the model from a training function decorated with @mlflow_ext.track.",
+        )
+    run_id = uri.split("/")[1]
+    try:
+        features = json.loads(tags.get(f"{TAG_PREFIX}features", "[]"))
+    except ValueError:
+        features = None
+    if not isinstance(features, list):
+        raise ProfileError(f"The tag {TAG_PREFIX}features of {label} is not a JSON list of column names.")
+    mlflow_client = client()
+    with tempfile.TemporaryDirectory(prefix="mlflow-ext-ref-") as tmp:
+        with mlflow_errors(f"download the reference profile of {label} from {uri}"):
+            profile = Profile.load(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            listed = {Path(a.path).name for a in mlflow_client.list_artifacts(run_id, REFERENCE_ARTIFACTS)}
+            predictions = None
+            if "predictions" in listed:
+                predictions = Profile.load(mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"runs:/{run_id}/{REFERENCE_ARTIFACTS}/predictions", dst_path=tmp))
+        with mlflow_errors(f"read the training run {run_id} of {label}"):
+            metrics = mlflow_client.get_run(run_id).data.metrics
+    return VersionReference(
+        name=str(version.name), version=str(version.version), run_id=run_id, profile=profile,
+        predictions=predictions, task=tags.get(f"{TAG_PREFIX}task", "classification"),
+        target=tags.get(f"{TAG_PREFIX}target") or None, features=tuple(str(f) for f in features),
+        validation={k[len(VALIDATION_PREFIX):]: float(v) for k, v in metrics.items()
+                    if k.startswith(VALIDATION_PREFIX)},
+    )

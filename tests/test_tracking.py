@@ -46,3 +46,12 @@ def test_log_run_leaves_no_half_run_on_failure(store: str) -> None:
     with pytest.raises(TrackingError, match="record the run"):
         tracking.log_run(exp, run_name="bad", params={"x" * 300: 1})  # MLflow refuses the key
     assert MlflowClient().search_runs([exp]) == []
+
+
+def test_missing_alias_is_not_found_with_a_hint(store: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().create_registered_model("bare")
+    with pytest.raises(NotFoundError, match="'bare' has no version with the alias 'champion'") as info:
+        tracking.resolve_version("bare")
+    assert info.value.hint is not None and "mlflow-ext promote bare" in info.value.hint

@@ -124,7 +124,12 @@ def profile_command(
 @app.command("check")
 def check_command(
     data: Annotated[Path, typer.Argument(help="CSV or Parquet batch to check.")],
-    reference: Annotated[Path, typer.Option("--reference", "-r", help="Profile directory or its JSON file.")],
+    reference: Annotated[Path | None, typer.Option("--reference", "-r",
+                                                   help="Profile directory or its JSON file.")] = None,
+    model: Annotated[str | None, typer.Option(help="Check against MODEL[@ALIAS|/VERSION] and record it.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="With --model: CSV/Parquet of ids and labels.")] = None,
+    id_column: Annotated[str | None, typer.Option(help="With --model: the row id column.")] = None,
+    step: Annotated[int | None, typer.Option(help="With --model: the window index.")] = None,
     detector: Annotated[list[str] | None, typer.Option("--detector", "-d", help=_DETECTOR_HELP)] = None,
     alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
     correction: Annotated[str, typer.Option(help="holm, bonferroni, bh or none.")] = "holm",
@@ -132,7 +137,18 @@ def check_command(
     min_drifted: Annotated[int | None, typer.Option(help="Number of drifted columns that alerts.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
 ) -> None:
-    """Check a batch against a reference profile; exit 0 ok/warn, 3 alert, 1 error."""
+    """Check a batch against a reference profile or a model version; exit 0 ok/warn, 3 alert, 1 error."""
+    if (reference is None) == (model is None):
+        raise typer.BadParameter("give exactly one of them.", param_hint="'--reference' / '--model'")
+    if model is not None:
+        from mlflow_ext.cli.monitoring import run_model_check
+
+        outcome = run_model_check(model, data, labels=labels, id_column=id_column, step=step, as_json=as_json,
+                                  options=dict(detectors=parse_detectors(detector or []), alpha=alpha,
+                                               correction=correction, drift_share=drift_share,
+                                               min_drifted=min_drifted))
+        raise typer.Exit(check_exit_code(outcome.result))
+    assert reference is not None
     from mlflow_ext._io import read_frame
     from mlflow_ext.checks import check
     from mlflow_ext.profile import Profile
