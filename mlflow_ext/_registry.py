@@ -1,6 +1,6 @@
 """Plugin discovery: one path for built-ins and third-party plugins alike.
 
-Every plugin, ours included, is an entry point in one of three groups; the entry-point name is the
+Every plugin, ours included, is an entry point in one group per kind; the entry-point name is the
 public name. Listing reads package metadata only (no import); a plugin is imported on first use,
 validated against its kind's protocol, and cached. A plugin that fails is an error that names it,
 never a warning and a skip.
@@ -12,18 +12,22 @@ import importlib
 import importlib.metadata as md
 import inspect
 import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Union
 
 from mlflow_ext.errors import ConfigError, PluginError
 
-__all__ = ["KINDS", "PluginInfo", "available", "create", "load", "plugins", "reset"]
+__all__ = ["KINDS", "PluginInfo", "available", "check_option", "create", "load", "plugins", "reset"]
 
 # kind -> (entry-point group, "module:Protocol" the plugin must satisfy)
 KINDS: dict[str, tuple[str, str]] = {
     "detector": ("mlflow_ext.detectors", "mlflow_ext.detectors:Detector"),
     "rule": ("mlflow_ext.rules", "mlflow_ext.rules:Rule"),
     "hook": ("mlflow_ext.hooks", "mlflow_ext.hooks:Hook"),
+    "engine": ("mlflow_ext.engines", "mlflow_ext.engines:Engine"),
 }
 OWN_DISTRIBUTION = "mlflow-ext"
 DISABLE_ENV = "MLFLOW_EXT_DISABLE_PLUGINS"
@@ -217,8 +221,79 @@ def create(kind: str, name: str, options: dict[str, Any] | None = None, *, where
         ]
         if missing:
             raise ConfigError(f"{prefix}{kind} {name!r} needs the option {missing[0]!r}.")
+        hints = _init_hints(cls)
+        for key, value in options.items():
+            if key in hints:
+                check_option(value, hints[key], f"{where}.{key}" if where else key)
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:
         prefix = f"{where}: " if where else ""
         raise ConfigError(f"{prefix}invalid options for {kind} {name!r}: {exc}") from exc
+
+
+# -- option values against their annotations -------------------------------------------------------
+# Options come from TOML, so the types worth checking are the TOML ones: numbers, strings, booleans,
+# lists, tables, Literal choices and optional values. Any other annotation is the plugin's business.
+
+
+def _init_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except Exception:  # noqa: BLE001 - an annotation we cannot resolve is left to the plugin
+        return {}
+
+
+def check_option(value: Any, annotation: Any, field: str) -> None:
+    """Raise ConfigError ``<field>: expected <what>, got <value>`` unless ``value`` fits ``annotation``."""
+    if not _fits(value, annotation):
+        raise ConfigError(f"{field}: expected {_describe(annotation)}, got {value!r}.")
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is Literal:
+        # type() too: True == 1 and 1.0 == 1 must not pass for Literal["1"] lookalikes
+        return any(value == arg and type(value) is type(arg) for arg in args)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        item = args[0] if args else Any
+        return all(_fits(v, item) for v in value)
+    if origin in (dict, Mapping) or annotation is dict:
+        if not isinstance(value, Mapping):
+            return False
+        item = args[1] if len(args) == 2 else Any
+        return all(isinstance(k, str) and _fits(v, item) for k, v in value.items())
+    return True
+
+
+_WORDS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings"), type(None): ("nothing", "nothing")}
+
+
+def _describe(annotation: Any, plural: bool = False) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(arg, plural) for arg in args if arg is not type(None))
+    if origin is Literal:
+        return ("values among " if plural else "one of ") + ", ".join(repr(arg) for arg in args)
+    if annotation in _WORDS:
+        return _WORDS[annotation][plural]
+    if origin in (list, tuple, Sequence) or annotation in (list, tuple):
+        return f"a list of {_describe(args[0], True)}" if args else "a list"
+    if origin in (dict, Mapping) or annotation is dict:
+        return f"a table of {_describe(args[1], True)}" if len(args) == 2 else "a table"
+    return getattr(annotation, "__name__", str(annotation))

@@ -25,7 +25,14 @@ def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("store-template")
     db = folder / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}").search_experiments()
+    # The Default experiment's artifact folder is fixed when the store is created, relative to the
+    # working folder: create it inside the template folder, never in the repository.
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}").search_experiments()
+    finally:
+        os.chdir(here)
     return db
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from mlflow_ext.cli import data, monitoring, plugins
+from mlflow_ext.cli import data, monitoring, plugins, policy, promotion
 from mlflow_ext.cli._app import app
 
 __all__ = ["app", "main"]
 
-for _module in (plugins, data, monitoring,):
+for _module in (plugins, data, monitoring, policy, promotion,):
     app.add_typer(_module.app)
 
 
