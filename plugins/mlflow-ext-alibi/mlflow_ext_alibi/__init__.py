@@ -1,0 +1,1 @@
+"""alibi-detect drift detectors for mlflow-ext."""
