@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test test-alibi bench lint clean
 
 setup: $(STAMP)
 
@@ -17,8 +17,23 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) recipes/demo.py
 
-test: setup
+test: setup test-alibi
 	$(PY) -m pytest
+
+# The alibi-detect plugin in an environment of its own: alibi-detect needs numpy<2 and pandas<3, and
+# the core's speed targets assume numpy 2. ALIBI_EXTRAS=test leaves PyTorch out (alibi_mmd and
+# alibi_lsdd are then skipped): torch==2.13.0 must resolve to the CPU wheel, never a CUDA build.
+ALIBI := .venvs/alibi
+ALIBI_EXTRAS ?= test,torch
+
+$(ALIBI)/.installed: pyproject.toml plugins/mlflow-ext-alibi/pyproject.toml
+	test -x $(ALIBI)/bin/python || $(PYTHON) -m venv $(ALIBI)
+	$(ALIBI)/bin/python -m pip install --quiet --disable-pip-version-check "numpy<2" "pandas<3" "pyarrow<26" \
+		-e . -e "plugins/mlflow-ext-alibi[$(ALIBI_EXTRAS)]"
+	touch $@
+
+test-alibi: $(ALIBI)/.installed
+	cd plugins/mlflow-ext-alibi && ../../$(ALIBI)/bin/python -m pytest
 
 lint: setup
 	$(PY) -m ruff check mlflow_ext tests
@@ -26,3 +41,9 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache mlflow.db mlruns demo-output
+
+# The drift benchmark against alibi-detect and Evidently (see bench/README.md); takes about half an hour.
+bench: setup
+	bash bench/peers.sh
+	$(PY) bench/bench_drift.py
+

@@ -43,6 +43,8 @@ __all__ = [
     "metric_value",
     "paired_bootstrap",
     "paired_test",
+    "resamples",
+    "weighted",
 ]
 
 MetricName = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "mae", "rmse", "r2"]
@@ -194,7 +196,7 @@ def _probabilistic(name: str, truth: np.ndarray, outputs: Outputs) -> Weighted:
     return lambda w: np.mean([auc(w) for auc in per_class], axis=0)
 
 
-def _weighted(name: str, truth: np.ndarray, outputs: Outputs) -> Weighted:
+def weighted(name: str, truth: np.ndarray, outputs: Outputs) -> Weighted:
     """The metric ``name`` as a function of row weights."""
     spec = _spec(name)
     pred = np.asarray(outputs.prediction)
@@ -232,7 +234,7 @@ def _weighted(name: str, truth: np.ndarray, outputs: Outputs) -> Weighted:
 def metric_value(name: str, truth: np.ndarray | Any, outputs: Outputs) -> float:
     """The metric ``name`` of one model's outputs on the labels ``truth``."""
     values = np.asarray(truth)
-    return float(_weighted(name, values, outputs)(np.ones((1, len(values))))[0])
+    return float(weighted(name, values, outputs)(np.ones((1, len(values))))[0])
 
 
 def mcnemar_exact(b: int, c: int, *, alternative: Literal["greater", "two-sided"] = "greater") -> float:
@@ -254,7 +256,7 @@ def mcnemar_exact(b: int, c: int, *, alternative: Literal["greater", "two-sided"
     return float(min(1.0, 2 * binom.cdf(min(b, c), n, 0.5)))
 
 
-def _resamples(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+def resamples(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
     """Bootstrap row weights (how often each row is drawn), in chunks of bounded size."""
     rng = np.random.default_rng(seed)
     per_chunk = max(1, _CHUNK_CELLS // n)
@@ -273,7 +275,7 @@ def paired_bootstrap(candidate: Weighted, champion: Weighted, n: int, *, higher_
     if n_boot < 100:
         raise ConfigError(f"n_boot: expected at least 100 resamples, got {n_boot}.")
     not_better = valid = 0
-    for weights in _resamples(n, n_boot, seed):
+    for weights in resamples(n, n_boot, seed):
         delta = candidate(weights) - champion(weights)
         if not higher_is_better:
             delta = -delta
@@ -289,7 +291,7 @@ def paired_test(name: str, truth: np.ndarray | Any, candidate: Outputs, champion
     spec = _spec(name)
     values = np.asarray(truth)
     ones = np.ones((1, len(values)))
-    f_cand, f_champ = _weighted(name, values, candidate), _weighted(name, values, champion)
+    f_cand, f_champ = weighted(name, values, candidate), weighted(name, values, champion)
     cand, champ = float(f_cand(ones)[0]), float(f_champ(ones)[0])
     delta = cand - champ if spec.higher_is_better else champ - cand
     if name == "accuracy":

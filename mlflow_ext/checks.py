@@ -18,7 +18,8 @@ Conventions are in docs/statistics.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = [
     "CORRECTIONS",
     "CheckResult",
     "CheckSettings",
+    "EstimatedPerformance",
     "PerformanceMetric",
     "QualityFinding",
     "adjust_pvalues",
@@ -86,6 +88,22 @@ class PerformanceMetric:
 
 
 @dataclass(frozen=True)
+class EstimatedPerformance:
+    """A model metric estimated on an unlabelled batch (CBPE or DLE), with its band and reference.
+
+    ``reference`` is the metric realized on the version's validation rows; a band that excludes it
+    is a significant change (see mlflow_ext.estimation).
+    """
+
+    name: str
+    value: float
+    band_low: float
+    band_high: float
+    method: str
+    reference: float | None = None
+
+
+@dataclass(frozen=True)
 class CheckSettings:
     """The decision settings a result was computed with (kept to recompute its status)."""
 
@@ -113,6 +131,7 @@ class CheckResult:
     overall: tuple[ColumnDrift, ...] = ()
     prediction_drift: tuple[ColumnDrift, ...] = ()
     performance: tuple[PerformanceMetric, ...] = ()
+    estimated: tuple[EstimatedPerformance, ...] = ()  # filled by monitoring when the version has an estimator
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict; ``CheckResult.from_dict`` reads it back."""
@@ -137,6 +156,7 @@ class CheckResult:
                 overall=tuple(ColumnDrift(**d) for d in data.get("overall", ())),
                 prediction_drift=tuple(ColumnDrift(**d) for d in data.get("prediction_drift", ())),
                 performance=tuple(PerformanceMetric(**m) for m in data.get("performance", ())),
+                estimated=tuple(EstimatedPerformance(**m) for m in data.get("estimated", ())),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"Not a check result: {type(exc).__name__}: {exc}") from exc
@@ -190,30 +210,43 @@ def check(
     ``detectors`` chooses the detector per column kind and per column, by registered name or as a
     configured instance, ``None`` to skip; e.g. ``{"numeric": "psi", "columns": {"id": None, "x":
     "wasserstein"}, "overall": MyMultivariate()}``. Defaults: numeric ks, categorical and boolean
-    chi2, datetime none.
+    chi2, datetime none. Another kind of batch (a Spark DataFrame) is checked by the installed engine
+    that accepts it.
     """
     if not isinstance(reference, Profile):
         raise DataError(f"reference must be a Profile, got {type(reference).__name__}.",
                         hint="Load one with Profile.load(path) or build it with Profile.from_frame(df).")
+    if not isinstance(current, pd.DataFrame):
+        from mlflow_ext.engines import engine_for
+
+        return engine_for(current, "The current batch").check(
+            reference, current, detectors=detectors, alpha=alpha, correction=correction, drift_share=drift_share,
+            min_drifted=min_drifted, max_null_increase=max_null_increase, max_new_share=max_new_share,
+        )
     current = validate_frame(current, "The current batch")
     settings = _settings(alpha, correction, drift_share, min_drifted, max_null_increase, max_new_share)
     plan, overall_detector = _plan(reference, detectors)
-    if len(current) == 0:
+    return _run_check(_Run(reference, current, settings, plan), overall_detector)
+
+
+def _run_check(run: _Run, overall_detector: Detector | None) -> CheckResult:
+    """Every finding and test of a prepared run, then its status (engines call this too)."""
+    reference, settings = run.reference, run.settings
+    if run.n_rows == 0:
         return _error_result(settings, 0, "empty_batch", "The batch is empty (0 rows); nothing to check.")
-    common = [name for name in reference.columns if name in current.columns]
+    common = [name for name in reference.columns if name in run.current.columns]
     if not common:
         return _error_result(
-            settings, len(current), "no_common_columns",
-            f"The batch has no column in common with the reference: batch {_names(current.columns)}, "
+            settings, run.n_rows, "no_common_columns",
+            f"The batch has no column in common with the reference: batch {_names(run.current.columns)}, "
             f"reference {_names(reference.columns)}.",
         )
-    run = _Run(reference, current, settings, plan)
     run.schema(common)
     for name in common:
         run.column(name)
     drift = run.drift()
     overall = run.overall(overall_detector, common)
-    return _assemble(len(current), drift, overall, tuple(run.findings), settings, (), ())
+    return _assemble(run.n_rows, drift, overall, tuple(run.findings), settings, (), ())
 
 
 def with_model_findings(
@@ -225,10 +258,11 @@ def with_model_findings(
     """The same result with the model's prediction drift and metrics added, status and reasons recomputed."""
     if result.status == "error":
         return dataclasses.replace(result, prediction_drift=tuple(prediction_drift), performance=tuple(performance))
-    return _assemble(
+    assembled = _assemble(
         result.n_rows, result.drift, result.overall, result.quality, result.settings,
         tuple(prediction_drift), tuple(performance),
     )
+    return dataclasses.replace(assembled, estimated=result.estimated)
 
 
 def _settings(
@@ -315,12 +349,18 @@ def _label(detector: Detector) -> str:
 
 
 class _Run:
-    """State of one check: findings so far and the detectors' per-column outputs."""
+    """State of one check: findings so far and the detectors' per-column outputs.
+
+    The findings take the batch's summaries (counts, range, categories), so an engine that computes
+    them elsewhere (mlflow-ext-spark) reuses everything here; ``current`` then holds a bounded
+    sample of the batch for the detectors that need rows, and ``n_rows`` the batch's size.
+    """
 
     def __init__(self, reference: Profile, current: pd.DataFrame, settings: CheckSettings,
                  plan: dict[str, Detector | None]) -> None:
         self.reference = reference
         self.current = current
+        self.n_rows = len(current)
         self.settings = settings
         self.plan = plan
         self.findings: list[QualityFinding] = []
@@ -349,19 +389,8 @@ class _Run:
             kind = column_kind(name, series)
         except DataError:
             kind = "unsupported"
-        if (kind != ref.kind or str(series.dtype) != ref.dtype) and series.isna().all():
-            self._nulls(name, ref, len(series))  # an all-null column has no meaningful dtype
+        if not self.comparable(name, ref, kind, str(series.dtype), lambda: bool(series.isna().all())):
             return
-        if kind != ref.kind:
-            self.note("kind_changed", name, "warn",
-                      f"Column {name!r} was {ref.kind} ({ref.dtype}) in the reference and is {kind} "
-                      f"({series.dtype}) in the batch; it is not tested for drift.",
-                      reference=ref.dtype, current=str(series.dtype))
-            return
-        if str(series.dtype) != ref.dtype:
-            self.note("dtype_changed", name, "info",
-                      f"Column {name!r} changed dtype from {ref.dtype} to {series.dtype} (still {kind}).",
-                      reference=ref.dtype, current=str(series.dtype))
         if kind == "numeric":
             self._numeric(name, ref, series)
         elif kind == "datetime":
@@ -369,9 +398,26 @@ class _Run:
         else:
             self._categorical(name, ref, series)
 
+    def comparable(self, name: str, ref: ColumnProfile, kind: str, dtype: str, all_null: Callable[[], bool]) -> bool:
+        """Record kind and dtype findings; True when the column is of the reference's kind."""
+        if (kind != ref.kind or dtype != ref.dtype) and all_null():
+            self._nulls(name, ref, self.n_rows)  # an all-null column has no meaningful dtype
+            return False
+        if kind != ref.kind:
+            self.note("kind_changed", name, "warn",
+                      f"Column {name!r} was {ref.kind} ({ref.dtype}) in the reference and is {kind} "
+                      f"({dtype}) in the batch; it is not tested for drift.",
+                      reference=ref.dtype, current=dtype)
+            return False
+        if dtype != ref.dtype:
+            self.note("dtype_changed", name, "info",
+                      f"Column {name!r} changed dtype from {ref.dtype} to {dtype} (still {kind}).",
+                      reference=ref.dtype, current=dtype)
+        return True
+
     def _nulls(self, name: str, ref: ColumnProfile, nulls: int) -> bool:
         """Record null findings; True when the column has values to test."""
-        n = len(self.current)
+        n = self.n_rows
         if nulls == n:
             self.note("all_null", name, "warn", f"Column {name!r} is entirely null in the batch ({n} rows).", nulls=n)
             return False
@@ -396,28 +442,51 @@ class _Run:
         high = int(np.searchsorted(buffer[:valid], np.inf, side="left"))
         if not self._nulls(name, ref, len(buffer) - valid):
             return
-        n_inf = low + valid - high
-        if n_inf:
-            self.note("non_finite", name, "warn",
-                      f"Column {name!r} has {n_inf} infinite value(s); they are left out of the drift tests.",
-                      count=n_inf)
         finite = buffer[low:high]
-        if not len(finite):
+        outside = 0
+        if len(finite):
+            assert isinstance(ref.min, float) and isinstance(ref.max, float)  # a numeric column with values
+            outside = int(np.searchsorted(finite, ref.min, side="left")) + len(finite) - int(
+                np.searchsorted(finite, ref.max, side="right"))
+        bounds = (float(finite[0]), float(finite[-1])) if len(finite) else (math.nan, math.nan)
+        if not self.numeric_range(name, ref, low + valid - high, len(finite), outside, *bounds):
             return
-        assert isinstance(ref.min, float) and isinstance(ref.max, float)  # a numeric column with values
-        outside = int(np.searchsorted(finite, ref.min, side="left")) + len(finite) - int(
-            np.searchsorted(finite, ref.max, side="right"))
-        if outside:
-            share = outside / len(finite)
-            self.note("out_of_range", name, "warn" if share > self.settings.max_new_share else "info",
-                      f"Column {name!r} has {outside} value(s) ({share:.2%}) outside the reference range "
-                      f"[{ref.min:g}, {ref.max:g}] (batch range [{finite[0]:g}, {finite[-1]:g}]).",
-                      count=outside, share=share, min=float(finite[0]), max=float(finite[-1]))
         detector = self.plan[name]
         if isinstance(detector, _Builtin):
             self._raw(detector, name, detector._numeric(reference_state(self.reference, name), finite))
         elif detector is not None:
             self._generic(detector, name)
+
+    def numeric_range(self, name: str, ref: ColumnProfile, n_inf: int, count: int, outside: int,
+                      low: float, high: float) -> bool:
+        """Record infinite and out-of-range findings of a column with ``count`` finite values in
+        [low, high], ``outside`` of them beyond the reference range; True when there is one to test."""
+        if n_inf:
+            self.note("non_finite", name, "warn",
+                      f"Column {name!r} has {n_inf} infinite value(s); they are left out of the drift tests.",
+                      count=n_inf)
+        if not count:
+            return False
+        if outside:
+            share = outside / count
+            self.note("out_of_range", name, "warn" if share > self.settings.max_new_share else "info",
+                      f"Column {name!r} has {outside} value(s) ({share:.2%}) outside the reference range "
+                      f"[{ref.min:g}, {ref.max:g}] (batch range [{low:g}, {high:g}]).",
+                      count=outside, share=share, min=low, max=high)
+        return True
+
+    def unseen_categories(self, name: str, ref: ColumnProfile, total: int, n_unseen: int, categories: int,
+                          examples: Sequence[str]) -> None:
+        """Record ``n_unseen`` of ``total`` values in ``categories`` categories the reference lacks
+        (``examples``: the first five, most frequent first)."""
+        if not categories:
+            return
+        share = n_unseen / total
+        where = "seen in the reference" if not ref.other else f"among the reference's top {len(ref.values)}"
+        self.note("unseen_categories", name, "warn" if share > self.settings.max_new_share else "info",
+                  f"Column {name!r} has {n_unseen} value(s) ({share:.2%}) in {categories} categories not "
+                  f"{where}: {', '.join(repr(v) for v in examples[:5])}{', ...' if categories > 5 else ''}.",
+                  count=n_unseen, share=share, categories=categories)
 
     def _categorical(self, name: str, ref: ColumnProfile, series: pd.Series) -> None:
         values, counts, nulls = category_counts(series)
@@ -425,14 +494,8 @@ class _Run:
             return
         known = set(ref.values)
         unseen = [(v, int(c)) for v, c in zip(values, counts, strict=True) if v not in known]
-        if unseen:
-            n_unseen = sum(c for _, c in unseen)
-            share = n_unseen / int(counts.sum())
-            where = "seen in the reference" if not ref.other else f"among the reference's top {len(ref.values)}"
-            self.note("unseen_categories", name, "warn" if share > self.settings.max_new_share else "info",
-                      f"Column {name!r} has {n_unseen} value(s) ({share:.2%}) in {len(unseen)} categories not "
-                      f"{where}: {', '.join(repr(v) for v, _ in unseen[:5])}{', ...' if len(unseen) > 5 else ''}.",
-                      count=n_unseen, share=share, categories=len(unseen))
+        self.unseen_categories(name, ref, int(counts.sum()), sum(c for _, c in unseen), len(unseen),
+                               [v for v, _ in unseen[:5]])
         detector = self.plan[name]
         if isinstance(detector, _Builtin):
             bins = category_bins(ref, values, counts)

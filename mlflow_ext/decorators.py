@@ -28,10 +28,13 @@ What is recorded, on one run (a child run when a run is already active): the fun
 arguments and the estimator's plain-value parameters (``model.<name>``) as params; the model with its
 signature and input example; validation metrics ``mlflow_ext.val.<metric>``; under the artifact folder
 ``mlflow_ext/`` the training profile with its reference sample (``profile/``) and the model's outputs
-on that sample (``predictions/``); lineage tags (git commit and dirty flag, data fingerprint,
-mlflow-ext version). Only when all of it is logged is the model registered, with the version tags
-that link it to its profile; if registering fails the new version is deleted again. Exceptions from
-the function propagate unchanged; either way a failed call leaves its run FAILED and no version.
+on that sample (``predictions/``); with validation data, a performance estimator fitted on it
+(``estimator/``: CBPE for a classifier with ``predict_proba``, DLE for a regressor; version tag
+``mlflow_ext.estimator``, or ``mlflow_ext.estimator.missing`` saying why there is none, which never
+fails training) and, for classifiers, ``plots/reliability.png``; lineage tags (git commit and dirty
+flag, data fingerprint, mlflow-ext version). Only when all of it is logged is the model registered,
+with the version tags that link it to its profile; if registering fails the new version is deleted
+again. Exceptions from the function propagate unchanged; either way a failed call leaves its run FAILED and no version.
 """
 
 from __future__ import annotations
@@ -252,7 +255,8 @@ class _Call:
         logged = _log_model(model, features, sample, self.options)
         outputs = _outputs(logged.predict, sample)
         predictions = Profile.from_frame(outputs, sample_size=max(1, len(outputs)))
-        metrics = self._validation_metrics(logged.predict, task, features.columns)
+        scored = self._validation_outputs(logged.predict, features.columns)
+        metrics = self._validation_metrics(scored, task, logged.predict.classes)
         run_tags = {
             f"{T}kind": KIND_TRAINING, f"{T}model": self.model_name, f"{T}task": task,
             f"{T}data_fingerprint": fingerprint, **_lineage.lineage_tags(), **self.options.tags,
@@ -266,6 +270,7 @@ class _Call:
         }
         if target is not None:
             version_tags[f"{T}target"] = target
+        version_tags.update(self._estimator(run_id, scored, task, logged.predict.classes))
         return _register(logged.uri, self.model_name, run_id, version_tags)
 
     def _task(self, model: Any) -> str:
@@ -288,26 +293,67 @@ class _Call:
                            if v is None or isinstance(v, _PLAIN)})
         return params
 
-    def _validation_metrics(self, predict: _Predict, task: str, columns: pd.Index) -> dict[str, float]:
-        from mlflow_ext.performance import evaluate
-
+    def _validation_outputs(self, predict: _Predict, columns: pd.Index) -> _Scored | None:
+        """The validation features, labels and the model's outputs on them; None without validation data."""
         if self.validation is None:
-            return {}
+            return None
         frame, labels = self.validation
         missing = [str(c) for c in columns if c not in frame.columns]
         if missing:
             raise DataError(f"The validation frame lacks feature column(s) of the training frame: {missing[:5]}.",
                             hint="Pass validation data with the same columns as the training data.")
-        outputs = _outputs(predict, frame[list(columns)])
+        features = frame[list(columns)]
+        outputs = _outputs(predict, features)
         proba_columns = [c for c in outputs.columns if c.startswith(PROBA_PREFIX)]
+        proba = outputs[proba_columns].to_numpy() if proba_columns else None
+        return _Scored(features, labels, outputs[PREDICTION].to_numpy(), proba)
+
+    def _validation_metrics(self, scored: _Scored | None, task: str,
+                            classes: tuple[Any, ...] | None) -> dict[str, float]:
+        from mlflow_ext.performance import evaluate
+
+        if scored is None:
+            return {}
         found = evaluate(
-            task, labels, outputs[PREDICTION].to_numpy(),
-            proba=outputs[proba_columns].to_numpy() if proba_columns and task == "classification" else None,
-            classes=predict.classes if proba_columns else None, n_boot=100,
+            task, scored.labels, scored.prediction,
+            proba=scored.proba if scored.proba is not None and task == "classification" else None,
+            classes=classes if scored.proba is not None else None, n_boot=100,
         )
         metrics = {f"{tracking.VALIDATION_PREFIX}{m.name}": m.value for m in found}
-        metrics[f"{tracking.VALIDATION_PREFIX}n_rows"] = float(len(frame))
+        metrics[f"{tracking.VALIDATION_PREFIX}n_rows"] = float(len(scored.labels))
         return metrics
+
+    def _estimator(self, run_id: str, scored: _Scored | None, task: str,
+                   classes: tuple[Any, ...] | None) -> dict[str, str]:
+        """Fit the performance estimator on the validation rows (CBPE for a classifier with scores,
+        DLE for a regressor) and upload it: the version tag pointing at it, or one saying why there
+        is none. Training never fails for want of an estimator; it is an aid to monitoring."""
+        from mlflow_ext import estimation
+        from mlflow_ext.report import _png
+
+        if scored is None:
+            return {tracking.NO_ESTIMATOR_TAG: "No validation data was passed to @track, so performance "
+                                               "cannot be estimated without labels."}
+        proba = scored.proba if task == "classification" else None
+        if task == "classification" and (proba is None or classes is None):
+            return {tracking.NO_ESTIMATOR_TAG: "The classifier has no predict_proba with classes_; CBPE needs "
+                                               "its probabilities."}
+        plots: dict[str, bytes] = {}
+        method = "CBPE" if task == "classification" else "DLE"
+        try:
+            model: estimation.CBPEModel | estimation.DLEModel
+            if proba is not None and classes is not None:
+                model = estimation.fit_cbpe(scored.labels, proba, classes=classes)
+                # in-sample (the calibration's own rows): shows what the estimate rests on, not its test error
+                curve = estimation.reliability_curve(model, scored.labels, proba)
+                plots["reliability.png"] = _png(estimation.reliability_figure(curve))
+            else:
+                model = estimation.fit_dle(scored.features, scored.prediction, scored.labels)
+        except Exception as exc:  # noqa: BLE001 - any fitting failure leaves the version without an estimator
+            message = exc.message if isinstance(exc, MlflowExtError) else f"{type(exc).__name__}: {exc}"
+            return {tracking.NO_ESTIMATOR_TAG: f"The {method} estimator could not be fitted on the "
+                                               f"{len(scored.labels)} validation rows: {message}"[:5000]}
+        return {tracking.ESTIMATOR_TAG: tracking.save_estimator(run_id, model, plots)}
 
     def _validation_data(self) -> tuple[pd.DataFrame, np.ndarray] | None:
         """The validation frame and its labels, checked before the function runs."""
@@ -379,6 +425,16 @@ class _Predict:
 
     def __call__(self, frame: pd.DataFrame) -> Any:
         return self.function(frame)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The validation rows as the model saw them: features, labels, predictions and (classifiers) scores."""
+
+    features: pd.DataFrame
+    labels: np.ndarray
+    prediction: np.ndarray
+    proba: np.ndarray | None
 
 
 @dataclass(frozen=True)

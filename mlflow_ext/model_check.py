@@ -4,7 +4,8 @@
 profile stored with it, checks the batch (quality and drift), scores the model's prediction drift
 and, given labels, its performance against the version's validation metrics. With ``record=True``
 the check becomes one run in the experiment ``mlflow-ext/<model>``: per-column drift metrics,
-drift share and performance at ``step`` = the window index (so the MLflow UI charts them over
+drift share, performance and (when the version has an estimator) performance estimated without
+labels, ``est.<metric>`` with its band, at ``step`` = the window index (so the MLflow UI charts them over
 time), tags, a two-line description, ``check.json``, ``report.html`` and ``plots/*.png``. Only
 then are the version's ``mlflow_ext.last_check.*`` tags set, so a tag never points at a run that
 was not recorded.
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlflow_ext import tracking
-from mlflow_ext.checks import CheckResult, PerformanceMetric, check, with_model_findings
+from mlflow_ext.checks import CheckResult, EstimatedPerformance, PerformanceMetric, check, with_model_findings
 from mlflow_ext.detectors import ColumnDrift
 from mlflow_ext.errors import ConfigError, DataError
 from mlflow_ext.profile import Profile, validate_frame
@@ -52,6 +53,7 @@ P = tracking.TAG_PREFIX
 KIND_CHECK = "check"
 PREDICTION = "prediction"
 PROBA_PREFIX = "proba_"
+ESTIMATED = "est."  # metric keys of estimated performance: mlflow_ext.est.<metric>[.band_low|.band_high]
 TREND_LENGTH = 20
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. ]")
 
@@ -95,6 +97,7 @@ class CheckSummary:
     drift_share: float | None
     drifted_columns: tuple[str, ...]
     performance: Mapping[str, float] = field(default_factory=dict)
+    estimated: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)  # (value, band_low, band_high)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def check_model(
     tolerance: float = 0.02,
     n_boot: int = 1000,
     seed: int = 0,
+    tags: Mapping[str, str] | None = None,
+    profile: Profile | None = None,
 ) -> ModelCheck:
     """Check a batch against a model version (``MODEL``, ``MODEL@ALIAS``, ``MODEL/VERSION``; default
     alias champion) and, with ``record``, log it as a run and tag the version with its last check.
@@ -152,7 +157,10 @@ def check_model(
     is joined to the batch by id; labels may also be a target column inside the batch. ``step`` is
     the window index (default: one more than the model's last recorded check); ``timestamp`` the
     batch's time (default now). ``tolerance`` is the relative margin a metric must lose, significantly,
-    to count as degraded.
+    to count as degraded. ``tags`` are added to the check run in the same write as the rest, so the
+    run never exists without them. ``profile`` replaces the version's reference profile for the
+    feature drift checks (a monitor that keeps an older reference after a promotion); prediction
+    drift and performance still compare with the version's own.
     """
     from mlflow_ext.performance import evaluate
 
@@ -170,7 +178,8 @@ def check_model(
     labelled = _labels(frame, labels, id_column, reference.target)
     features = frame.drop(columns=[c for c in (id_column, reference.target) if c is not None and c in frame])
     settings = dict(alpha=alpha, correction=correction, drift_share=drift_share, min_drifted=min_drifted)
-    result = check(reference.profile, features, detectors=detectors, **settings)  # type: ignore[arg-type]
+    baseline = reference.profile if profile is None else profile
+    result = check(baseline, features, detectors=detectors, **settings)  # type: ignore[arg-type]
     prediction_drift: tuple[ColumnDrift, ...] = ()
     performance: tuple[PerformanceMetric, ...] = ()
     if result.status != "error" and (reference.predictions is not None or labelled is not None):
@@ -190,6 +199,7 @@ def check_model(
                 tolerance=tolerance, n_boot=n_boot, seed=seed,
             )
         result = with_model_findings(result, prediction_drift=prediction_drift, performance=performance)
+        result = dataclasses.replace(result, estimated=_estimated(reference, features, outputs))
     columns = [r.column for r in (*result.drift, *result.prediction_drift)]
     outcome = ModelCheck(
         result=result, model=name, version=number, alias=parsed.alias if parsed.version is None else None,
@@ -200,7 +210,7 @@ def check_model(
     )
     if not record:
         return outcome
-    return _record(outcome, reference.profile, features, when)
+    return _record(outcome, baseline, features, when, tags or {})
 
 
 def _as_frame(data: pd.DataFrame | str | Path, what: str) -> pd.DataFrame:
@@ -321,10 +331,34 @@ def _score(name: str, version: str, features: pd.DataFrame, wanted: Sequence[str
     return pd.DataFrame({PREDICTION: predicted.reshape(len(inputs), -1)[:, 0]})
 
 
+def _estimated(reference: tracking.VersionReference, features: pd.DataFrame,
+               outputs: pd.DataFrame | None) -> tuple[EstimatedPerformance, ...]:
+    """The version's metrics estimated on the whole batch without labels (CBPE or DLE), when it has
+    an estimator; each with its band and the value realized on the validation rows."""
+    from mlflow_ext.estimation import CBPEModel, estimate
+
+    estimator = None if outputs is None else reference.estimator
+    if outputs is None or estimator is None:
+        return ()
+    if isinstance(estimator, CBPEModel):
+        columns = [PROBA_PREFIX + str(c) for c in estimator.classes]
+        if any(c not in outputs.columns for c in columns):
+            raise DataError(f"The model's scores have columns {_names(outputs.columns)}, but its estimator was "
+                            f"fitted on the classes {list(estimator.classes)}.",
+                            hint="Register the model again with @track so the estimator matches it.")
+        found = estimate(estimator, outputs[columns].to_numpy())
+    else:
+        found = estimate(estimator, outputs[PREDICTION].to_numpy(), features=features)
+    realized = {m.name: m.value for m in estimator.reference}
+    return tuple(EstimatedPerformance(m.name, m.value, m.band_low, m.band_high, m.method, realized.get(m.name))
+                 for m in found if math.isfinite(m.value))
+
+
 # -- recording ------------------------------------------------------------------------------------
 
 
-def _record(outcome: ModelCheck, reference: Profile, features: pd.DataFrame, when: datetime) -> ModelCheck:
+def _record(outcome: ModelCheck, reference: Profile, features: pd.DataFrame, when: datetime,
+            extra_tags: Mapping[str, str]) -> ModelCheck:
     from mlflow_ext.report import render_report
 
     experiment_id = tracking.monitoring_experiment(outcome.model)
@@ -340,6 +374,7 @@ def _record(outcome: ModelCheck, reference: Profile, features: pd.DataFrame, whe
     }
     if outcome.alias:
         tags[f"{P}alias"] = outcome.alias
+    tags = {**extra_tags, **tags}  # the caller's tags never overwrite what the check itself says
     artifacts: dict[str, bytes | str | Path] = {"check.json": tracking.to_json_bytes(outcome.to_dict()),
                                                 "report.html": report.html}
     artifacts.update({f"plots/{name}": png for name, png in report.plots.items()})
@@ -380,6 +415,10 @@ def metric_values(result: CheckResult, *, n_labelled: int = 0) -> dict[str, floa
                        f"{base}.p_value": m.p_value})
     if result.performance:
         values[f"{P}perf.n_labelled"] = n_labelled
+    # same names after the prefix as perf.*, so the MLflow UI charts estimate and realized side by side
+    for e in result.estimated:
+        base = f"{P}{ESTIMATED}{e.name}"
+        values.update({base: e.value, f"{base}.band_low": e.band_low, f"{base}.band_high": e.band_high})
     return {key: float(v) for key, v in values.items() if v is not None and math.isfinite(v)}
 
 
@@ -403,6 +442,9 @@ def describe(outcome: ModelCheck) -> str:
             ci = "" if m.ci_low is None or m.ci_high is None else f" [{m.ci_low:.2f}, {m.ci_high:.2f}]"
             ref = "" if m.reference is None else f" vs {m.reference:.2f} at validation"
             head += f"; {m.name} {m.value:.2f}{ci}{ref}"
+        for e in () if result.performance else result.estimated[:1]:  # the estimate only stands in for labels
+            ref = "" if e.reference is None else f" vs {e.reference:.2f} at validation"
+            head += f"; estimated {e.name} {e.value:.2f} [{e.band_low:.2f}, {e.band_high:.2f}]{ref}"
         head += "."
     return f"{head}  \n{_context_line(outcome)}"
 
@@ -463,7 +505,16 @@ def _summary(run: Run) -> CheckSummary:
         drift_share=metrics.get(f"{P}drift_share"), drifted_columns=drifted,
         performance={k[len(perf):]: v for k, v in metrics.items() if k.startswith(perf) and k.count(".") == 2
                      and not k.endswith("n_labelled")},
+        estimated=_estimated_metrics(metrics),
     )
+
+
+def _estimated_metrics(metrics: Mapping[str, float]) -> dict[str, tuple[float, float, float]]:
+    """The estimated metrics a check run logged: name -> (value, band_low, band_high)."""
+    est = f"{P}{ESTIMATED}"
+    names = [k[len(est):] for k in metrics if k.startswith(est) and k.count(".") == 2]
+    return {n: (metrics[f"{est}{n}"], metrics.get(f"{est}{n}.band_low", math.nan),
+                metrics.get(f"{est}{n}.band_high", math.nan)) for n in names}
 
 
 def _summary_of(outcome: ModelCheck) -> CheckSummary:
@@ -473,6 +524,7 @@ def _summary_of(outcome: ModelCheck) -> CheckSummary:
         time=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
         drift_share=result.drift_share, drifted_columns=result.drifted_columns,
         performance={m.name: m.value for m in result.performance},
+        estimated={e.name: (e.value, e.band_low, e.band_high) for e in result.estimated},
     )
 
 

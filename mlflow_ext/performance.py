@@ -3,7 +3,7 @@
 ``evaluate(task, y_true, y_pred, proba=..., reference={"accuracy": 0.86, ...})`` returns one frozen
 ``PerformanceMetric`` per metric it can compute. Conventions (also in docs/statistics.md):
 
-- Metrics: classification accuracy, f1 (binary: F1 of the positive class, the last of the sorted
+- Metrics (computed by mlflow_ext._stats, the one implementation shared with promotion): accuracy, f1 (binary: F1 of the positive class, the last of the sorted
   labels, as scikit-learn's ``pos_label=1`` for 0/1 labels; more classes: macro average over the
   labels seen in truth or predictions), roc_auc (binary, or macro one-vs-rest) and log_loss (both
   need probabilities); regression mae, rmse, r2. Point values match scikit-learn.
@@ -21,22 +21,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from mlflow_ext._stats import METRICS, Outputs, Weighted, resamples, weighted
 from mlflow_ext.checks import PerformanceMetric
 from mlflow_ext.errors import ConfigError, DataError
 
 __all__ = ["HIGHER_IS_BETTER", "TASKS", "evaluate", "wilson_interval"]
 
 TASKS = ("classification", "regression")
-HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "roc_auc": True, "log_loss": False,
-                    "mae": False, "rmse": False, "r2": True}
-_CHUNK_CELLS = 2_000_000  # bootstrap weights held at once (16 MB of float64)
-
-Weighted = Callable[[np.ndarray], np.ndarray]  # (b, n) resample counts -> (b,) metric values
+# the metrics monitoring reports, and which way is better (one table for every metric: _stats)
+HIGHER_IS_BETTER = {name: METRICS[name].higher_is_better
+                    for name in ("accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse", "r2")}
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -88,19 +87,23 @@ def evaluate(
                         hint="Pass labels whose ids match rows of the batch.")
     refs = dict(reference or {})
     metrics: list[PerformanceMetric] = []
+    outputs = Outputs(pred, None if proba is None else np.asarray(proba, dtype=np.float64),
+                      None if classes is None else tuple(classes))
     if task == "classification":
         metrics.append(_accuracy(truth, pred, refs.get("accuracy"), alpha, tolerance, confidence))
-        weighted: dict[str, Weighted] = {"f1": _f1(truth, pred)}
-        if proba is not None and classes is not None:
-            weighted.update(_probabilistic(truth, np.asarray(proba, dtype=np.float64), list(classes)))
+        names = ["f1", *(["log_loss", "roc_auc"] if outputs.proba is not None and outputs.classes else [])]
     else:
+        names = ["mae", "rmse", "r2"]
+    scored: dict[str, Weighted] = {}
+    for name in names:
         try:
-            weighted = _regression(truth.astype(np.float64), pred.astype(np.float64))
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"Regression labels and predictions must be numbers: {exc}.") from exc
-    rng = np.random.default_rng(seed)
-    weights = list(_resample_chunks(len(truth), n_boot, rng))
-    for name, metric in weighted.items():
+            scored[name] = weighted(name, truth, outputs)
+        except DataError:
+            if name != "roc_auc":
+                raise
+            # ROC AUC is undefined when the labels hold a single class: leave it out
+    weights = list(resamples(len(truth), n_boot, seed))
+    for name, metric in scored.items():
         metrics.append(_bootstrapped(name, metric, weights, refs.get(name), alpha, tolerance, confidence))
     return tuple(m for m in metrics if math.isfinite(m.value))
 
@@ -124,17 +127,6 @@ def _accuracy(truth: np.ndarray, pred: np.ndarray, reference: float | None, alph
                              degraded=p_value is not None and p_value <= alpha)
 
 
-def _resample_chunks(n: int, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Bootstrap resample counts (how often each row is drawn), ``n_boot`` rows in bounded chunks."""
-    per_chunk = max(1, _CHUNK_CELLS // n)
-    chunks = []
-    for start in range(0, n_boot, per_chunk):
-        b = min(per_chunk, n_boot - start)
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        chunks.append(np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64))
-    return chunks
-
-
 def _bootstrapped(name: str, metric: Weighted, weights: list[np.ndarray], reference: float | None, alpha: float,
                   tolerance: float, confidence: float) -> PerformanceMetric:
     n = weights[0].shape[1]
@@ -152,107 +144,3 @@ def _bootstrapped(name: str, metric: Weighted, weights: list[np.ndarray], refere
         p_value = float((1 + not_worse.sum()) / (1 + len(replicates)))
     return PerformanceMetric(name, value, reference, low, high, p_value,
                              degraded=p_value is not None and p_value <= alpha)
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-
-
-def _f1(truth: np.ndarray, pred: np.ndarray) -> Weighted:
-    labels = np.unique(np.concatenate([truth, pred]))
-    if len(labels) <= 2:
-        positive = labels[-1]
-        t, p = truth == positive, pred == positive
-        cells = np.stack([t & p, ~t & p, t & ~p], axis=1).astype(np.float64)  # tp, fp, fn
-
-        def binary(w: np.ndarray) -> np.ndarray:
-            tp, fp, fn = (w @ cells).T
-            return _ratio(2 * tp, 2 * tp + fp + fn)
-
-        return binary
-    t_hot = (truth[:, None] == labels[None, :]).astype(np.float64)
-    p_hot = (pred[:, None] == labels[None, :]).astype(np.float64)
-    tp_cells, fp_cells, fn_cells = t_hot * p_hot, (1 - t_hot) * p_hot, t_hot * (1 - p_hot)
-
-    def macro(w: np.ndarray) -> np.ndarray:
-        tp, fp, fn = w @ tp_cells, w @ fp_cells, w @ fn_cells
-        return np.asarray(_ratio(2 * tp, 2 * tp + fp + fn).mean(axis=1))
-
-    return macro
-
-
-def _auc(scores: np.ndarray, positive: np.ndarray) -> Weighted:
-    """Weighted ROC AUC (ties count one half), sorting the scores once for every resample."""
-    order = np.argsort(scores, kind="stable")
-    ranked = scores[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    pos = positive[order].astype(np.float64)
-
-    def auc(w: np.ndarray) -> np.ndarray:
-        sorted_w = w[:, order]
-        g_pos = np.add.reduceat(sorted_w * pos, starts, axis=1)
-        g_neg = np.add.reduceat(sorted_w * (1 - pos), starts, axis=1)
-        below = np.cumsum(g_neg, axis=1) - g_neg
-        num = (g_pos * (below + 0.5 * g_neg)).sum(axis=1)
-        den = g_pos.sum(axis=1) * g_neg.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
-
-    return auc
-
-
-def _probabilistic(truth: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, Weighted]:
-    if proba.ndim != 2 or proba.shape != (len(truth), len(classes)):
-        raise DataError(f"Probabilities must have one row per label and one column per class "
-                        f"({len(truth)} x {len(classes)}), got shape {proba.shape}.")
-    index = {c: i for i, c in enumerate(classes)}
-    known = np.array([t in index for t in truth.tolist()])
-    if not known.all():
-        unknown = sorted({str(t) for t in truth[~known].tolist()})
-        raise DataError(f"Labels {unknown[:5]} are not among the model's classes {[str(c) for c in classes]}.",
-                        hint="Check that the labels file holds the model's target column.")
-    true_index = np.array([index[t] for t in truth.tolist()])
-    per_row = -np.log(np.clip(proba[np.arange(len(truth)), true_index], np.finfo(np.float64).eps, 1.0))
-
-    def log_loss(w: np.ndarray) -> np.ndarray:
-        return np.asarray((w @ per_row) / w.sum(axis=1))
-
-    metrics: dict[str, Weighted] = {"log_loss": log_loss}
-    present = np.unique(true_index)
-    if len(present) < 2:
-        return metrics  # ROC AUC is undefined with a single class in the labels
-    if len(classes) == 2:
-        metrics["roc_auc"] = _auc(proba[:, 1], true_index == 1)
-    else:
-        per_class = [_auc(proba[:, k], true_index == k) for k in present]
-
-        def macro_auc(w: np.ndarray) -> np.ndarray:
-            return np.asarray(np.mean([auc(w) for auc in per_class], axis=0))
-
-        metrics["roc_auc"] = macro_auc
-    return metrics
-
-
-def _regression(truth: np.ndarray, pred: np.ndarray) -> dict[str, Weighted]:
-    error = pred - truth
-    cells = np.stack([np.abs(error), error * error, truth, truth * truth], axis=1)
-
-    def sums(w: np.ndarray) -> tuple[np.ndarray, ...]:
-        return (w.sum(axis=1), *(w @ cells).T)
-
-    def mae(w: np.ndarray) -> np.ndarray:
-        n, abs_sum, *_ = sums(w)
-        return np.asarray(abs_sum / n)
-
-    def rmse(w: np.ndarray) -> np.ndarray:
-        n, _, sq_sum, *_ = sums(w)
-        return np.asarray(np.sqrt(sq_sum / n))
-
-    def r2(w: np.ndarray) -> np.ndarray:
-        n, _, sq_sum, y_sum, y2_sum = sums(w)
-        total = y2_sum - y_sum * y_sum / n
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.asarray(np.where(total > 0, 1 - sq_sum / np.where(total > 0, total, 1.0), np.nan))
-
-    return {"mae": mae, "rmse": rmse, "r2": r2}

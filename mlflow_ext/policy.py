@@ -28,6 +28,12 @@ got 'high'``). ``recipes/policies/full.toml`` uses every field, with comments. T
     performance_drop = "alert"                    # a significant drop on labels: warn | alert
     floors = { accuracy = 0.8 }                   # a metric below its floor alerts (accuracy, f1, roc_auc, r2)
     windows = { n = 2, m = 3 }                    # an incident opens when N of the last M windows are bad
+    [models.<name>.incident.estimated]            # on performance estimated without labels (CBPE / DLE):
+    metric = "accuracy"                           #   accuracy, precision, recall, f1, roc_auc | mae, rmse
+    floor = 0.8                                   #   estimate below it (ceiling = ... for mae, rmse above it)
+    drop = 0.02                                   #   relative loss vs validation, band excluding it, [0, 1)
+    level = "alert"                               #   what a floor or drop makes the window: warn | alert
+    drift_if_stable = "warn"                      #   what drift makes it while the estimate holds
 
     [[models.<name>.alerts]]                      # alert channels: any hook, plus these keys
     hook = "webhook"                              #   the hook's name (`mlflow-ext plugins`)
@@ -60,15 +66,18 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mlflow_ext import _registry
 from mlflow_ext.errors import ConfigError, MlflowExtError, PluginError
 from mlflow_ext.performance import HIGHER_IS_BETTER
 from mlflow_ext.tracking import DEFAULT_ALIAS
+
+if TYPE_CHECKING:
+    from mlflow_ext.checks import CheckResult, EstimatedPerformance
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,10 +89,12 @@ __all__ = [
     "CheckPolicy",
     "HookSpec",
     "IncidentPolicy",
+    "EstimatedIncident",
     "ModelPolicy",
     "Policy",
     "PromotionPolicy",
     "RetrainPolicy",
+    "estimated_status",
     "load_policy",
     "parse_duration",
 ]
@@ -96,6 +107,10 @@ _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _REQUIRED = object()
 # Floors apply to the higher-is-better metrics that monitoring computes on labels.
 FLOOR_METRICS = tuple(name for name, higher in HIGHER_IS_BETTER.items() if higher)
+# The metrics CBPE (classification) and DLE (regression) estimate, and whether higher is better.
+ESTIMATED_METRICS = {"accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True,
+                     "mae": False, "rmse": False}
+_LEVELS = ("ok", "warn", "alert", "error")
 _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "alpha": (lambda v: 0 < v < 1, "(0, 1)"),
     "drift_share": (lambda v: 0 < v <= 1, "(0, 1]"),
@@ -117,6 +132,24 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True)
+class EstimatedIncident:
+    """Incidents on one metric estimated without labels (CBPE / DLE), for windows whose labels are not in.
+
+    ``floor`` (higher-is-better metrics) or ``ceiling`` (mae, rmse) bound the estimate; ``drop`` is
+    the relative loss against the validation value that counts when the estimate's band excludes
+    that value; either makes the window ``level``. ``drift_if_stable`` is what drift makes a window
+    while the estimate holds (no floor crossed, no significant drop).
+    """
+
+    metric: str
+    floor: float | None = None
+    ceiling: float | None = None
+    drop: float | None = None
+    level: Literal["warn", "alert"] = "alert"
+    drift_if_stable: Level | None = None
+
+
+@dataclass(frozen=True)
 class IncidentPolicy:
     """What counts as an incident: the level of each finding, metric floors, and N of the last M windows."""
 
@@ -125,6 +158,7 @@ class IncidentPolicy:
     floors: Mapping[str, float] = field(default_factory=dict)
     n: int = 1
     m: int = 1
+    estimated: EstimatedIncident | None = None
 
 
 @dataclass(frozen=True)
@@ -362,7 +396,8 @@ class _Reader:
 
     def incident(self, body: dict[str, Any], where: str) -> IncidentPolicy:
         values = self.fields(body, {"drift": (Level, "warn"), "performance_drop": (Literal["warn", "alert"], "alert"),
-                                    "floors": (dict[str, float], {}), "windows": (dict, None)}, where)
+                                    "floors": (dict[str, float], {}), "windows": (dict, None),
+                                    "estimated": (dict, None)}, where)
         for metric in values["floors"]:
             if metric not in FLOOR_METRICS:
                 raise self.error(f"{where}.floors.{metric}", f"no floor for this metric. Metrics with a floor: "
@@ -374,8 +409,30 @@ class _Reader:
             n, m = raw["n"], raw["m"]
             if not 1 <= n <= m:
                 raise self.error(spot, f"expected 1 <= n <= m, got n = {n}, m = {m}.")
+        estimated = None if values["estimated"] is None else self.estimated(values["estimated"], f"{where}.estimated")
         return IncidentPolicy(values["drift"], values["performance_drop"],
-                              {k: float(v) for k, v in values["floors"].items()}, n, m)
+                              {k: float(v) for k, v in values["floors"].items()}, n, m, estimated)
+
+    def estimated(self, body: dict[str, Any], where: str) -> EstimatedIncident:
+        values = self.fields(body, {"metric": (str, _REQUIRED), "floor": (float, None), "ceiling": (float, None),
+                                    "drop": (float, None), "level": (Literal["warn", "alert"], "alert"),
+                                    "drift_if_stable": (Level, None)}, where)
+        metric = values["metric"]
+        if metric not in ESTIMATED_METRICS:
+            raise self.error(f"{where}.metric", f"{metric!r} is not estimated. Estimated metrics: "
+                                                f"{', '.join(ESTIMATED_METRICS)} (mae and rmse for regressors).")
+        higher = ESTIMATED_METRICS[metric]
+        wrong, right = ("ceiling", "floor") if higher else ("floor", "ceiling")
+        if values[wrong] is not None:
+            raise self.error(f"{where}.{wrong}", f"{metric} is {'higher' if higher else 'lower'}-is-better, so it "
+                                                 f"takes a {right}, not a {wrong}.", hint=f"Write {right} = ...")
+        if values["drop"] is not None and not 0 <= values["drop"] < 1:
+            raise self.error(f"{where}.drop", f"expected a relative loss in [0, 1), got {values['drop']!r}.")
+        if values[right] is None and values["drop"] is None and values["drift_if_stable"] is None:
+            raise self.error(where, f"says nothing to do: set {right}, drop or drift_if_stable.")
+        number = {k: None if values[k] is None else float(values[k]) for k in ("floor", "ceiling", "drop")}
+        return EstimatedIncident(metric=metric, level=values["level"], drift_if_stable=values["drift_if_stable"],
+                                 **number)
 
     def hook(self, body: dict[str, Any], where: str, kind: type[_Hook] = HookSpec) -> _Hook:  # type: ignore[assignment]
         own: dict[str, tuple[Any, Any]] = {
@@ -413,6 +470,58 @@ class _Reader:
             rules.append(self.plugin("rule", name, {k: v for k, v in table.items() if k != "rule"}, spot))
         return PromotionPolicy(rules=tuple(rules), reference=values["reference"],
                                rules_written=tuple(values["rules"]))
+
+
+def estimated_status(rule: EstimatedIncident | None, result: CheckResult, level: str,
+                     reasons: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """A window's status and reasons after a policy's incident rule on estimated performance.
+
+    ``level`` and ``reasons`` are the window's status from everything else. The estimate stands in
+    for labels, so once the window has a realized value of the metric the rule steps aside. A floor
+    (ceiling) crossed or a significant drop raises the window to ``rule.level``; while the estimate
+    holds, drift counts as ``rule.drift_if_stable`` instead of the policy's ``drift``.
+    """
+    kept = tuple(reasons)
+    if rule is None or level == "error" or any(m.name == rule.metric for m in result.performance):
+        return level, kept
+    found = next((e for e in result.estimated if e.name == rule.metric), None)
+    if found is None:
+        if not result.estimated:
+            return level, kept  # the version has no estimator: nothing to stand in for labels
+        return level, (*kept, f"The policy watches the estimated {rule.metric}, but this model's estimator gives "
+                              f"{', '.join(e.name for e in result.estimated)}.")
+    higher = ESTIMATED_METRICS[rule.metric]
+    shown = (f"estimated {found.name} is {found.value:.4g} [{found.band_low:.4g}, {found.band_high:.4g}] "
+             f"({found.method.upper()}, no labels)")
+    findings = []
+    limit = rule.floor if higher else rule.ceiling
+    if limit is not None and (found.value < limit if higher else found.value > limit):
+        findings.append(f"The {shown}, {'below' if higher else 'above'} the policy's "
+                        f"{'floor' if higher else 'ceiling'} of {limit:g}.")
+    if rule.drop is not None and _dropped(found, rule.drop, higher):
+        findings.append(f"The {shown}: a significant drop from {found.reference:.4g} at validation, beyond the "
+                        f"policy's {rule.drop:.0%}.")
+    if findings:
+        return _LEVELS[max(_LEVELS.index(level), _LEVELS.index(rule.level))], (*kept, *findings)
+    drifted = bool(result.drifted_columns) or any(r.drifted for r in result.overall)
+    if rule.drift_if_stable is None or not drifted or result.performance or _dropped(found, 0.0, higher):
+        return level, kept
+    other = "warn" if (any(q.severity == "warn" for q in result.quality)
+                       or any(r.drifted for r in result.prediction_drift)) else "ok"
+    drift_level = "ok" if rule.drift_if_stable == "ignore" else rule.drift_if_stable
+    return _LEVELS[max(_LEVELS.index(other), _LEVELS.index(drift_level))], (
+        *kept, f"The drift leaves the performance estimate stable ({shown}), so it counts as "
+               f"{rule.drift_if_stable} (policy: drift_if_stable).")
+
+
+def _dropped(found: EstimatedPerformance, tolerance: float, higher: bool) -> bool:
+    """Whether the estimate is worse than its reference by more than ``tolerance`` (relative) with
+    the band excluding the reference."""
+    if found.reference is None:
+        return False
+    if higher:
+        return found.band_high < found.reference and found.value < found.reference * (1 - tolerance)
+    return found.band_low > found.reference and found.value > found.reference * (1 + tolerance)
 
 
 def load_policy(path: str | Path, *, check_environment: bool = True) -> Policy:

@@ -246,6 +246,18 @@ def _explicit_edges(name: str, edges: Sequence[float]) -> np.ndarray:
     return np.repeat(array, 2) if len(array) == 1 else array
 
 
+def parse_bins(
+    bins: int | Mapping[str, Sequence[float]], columns: Sequence[str] | pd.Index
+) -> tuple[dict[str, np.ndarray], int]:
+    """The explicit edges per column and the default number of bins that ``bins=`` asks for."""
+    if isinstance(bins, Mapping):
+        unknown = sorted(set(bins) - set(columns))
+        if unknown:
+            raise ConfigError(f"bins names columns that are not in the data: {unknown[:5]!r}.")
+        return {name: _explicit_edges(name, edges) for name, edges in bins.items()}, 10
+    return {}, _check_int(bins, "bins", 1)
+
+
 @dataclass(frozen=True)
 class Profile:
     """The summary of a reference dataset, with a bounded uniform sample of its rows beside it."""
@@ -271,19 +283,20 @@ class Profile:
         bins: int | Mapping[str, Sequence[float]] = 10,
         seed: int = 0,
     ) -> Profile:
-        """Profile a DataFrame; ``bins`` is a number of quantile bins or edges per column name."""
-        df = validate_frame(df, "The data to profile")
+        """Profile a DataFrame; ``bins`` is a number of quantile bins or edges per column name.
+
+        Another kind of frame (a Spark DataFrame) is profiled by the installed engine that accepts it.
+        """
         _check_int(sample_size, "sample_size", 1)
         _check_int(top_k, "top_k", 1)
         _check_int(seed, "seed", 0)
-        if isinstance(bins, Mapping):
-            unknown = sorted(set(bins) - set(df.columns))
-            if unknown:
-                raise ConfigError(f"bins names columns that are not in the data: {unknown[:5]!r}.")
-            explicit = {name: _explicit_edges(name, edges) for name, edges in bins.items()}
-            default_bins = 10
-        else:
-            explicit, default_bins = {}, _check_int(bins, "bins", 1)
+        if not isinstance(df, pd.DataFrame):
+            from mlflow_ext.engines import engine_for
+
+            engine = engine_for(df, "The data to profile")
+            return engine.profile(df, sample_size=sample_size, top_k=top_k, bins=bins, seed=seed)
+        df = validate_frame(df, "The data to profile")
+        explicit, default_bins = parse_bins(bins, df.columns)
         if df.shape[1] == 0:
             raise DataError("The data to profile has no columns.")
         if len(df) == 0:

@@ -85,6 +85,10 @@ def render_report(
         add("performance.png", _performance_plot(result), "Performance on the labelled rows, with intervals")
     if trend:
         add("trend.png", _trend_plot(trend), f"Last {len(trend)} checks of this model")
+    metric = next((name for c in trend for name in c.estimated), None)
+    if metric is not None:
+        add("estimated.png", _estimated_plot(trend, metric),
+            f"Estimated {metric} with its band, and realized {metric} where labels arrived")
     return Report(html=_html(result, title, subtitle, plots, figures, trend), plots=plots)
 
 
@@ -206,6 +210,28 @@ def _trend_plot(trend: Sequence[CheckSummary]) -> Figure:
     return figure
 
 
+def _estimated_plot(trend: Sequence[CheckSummary], metric: str) -> Figure:
+    """The estimate of one metric over the last checks, its band shaded, realized values as dots."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = _figure(5.2, 3.0)
+    ax = figure.add_subplot()
+    points = [(c.step, *c.estimated[metric]) for c in trend if metric in c.estimated]
+    steps = [p[0] for p in points]
+    ax.fill_between(steps, [p[2] for p in points], [p[3] for p in points], color=_REFERENCE, alpha=0.25,
+                    label="band")
+    ax.plot(steps, [p[1] for p in points], marker="o", color=_REFERENCE, label=f"estimated {metric}")
+    realized = [(c.step, c.performance[metric]) for c in trend if metric in c.performance]
+    if realized:
+        ax.scatter([s for s, _ in realized], [v for _, v in realized], color=_CURRENT, zorder=3, s=50,
+                   label=f"realized {metric}")
+    ax.set_xlabel("window")
+    ax.set_ylabel(metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    return figure
+
+
 # -- HTML -----------------------------------------------------------------------------------------
 
 
@@ -253,6 +279,18 @@ def _html(result: CheckResult, title: str, subtitle: str, plots: Mapping[str, by
         parts += ["<h2>Performance</h2>",
                   _table(("metric", "value", "validation", "interval", "p-value", "degraded"), rows,
                          ["drifted" if m.degraded else "" for m in result.performance])]
+    if result.estimated:
+        realized = {m.name: m.value for m in result.performance}
+        excluded = [e.reference is not None and not e.band_low <= e.reference <= e.band_high for e in result.estimated]
+        rows = [[_e(e.name), _num(e.value), f"[{e.band_low:.4g}, {e.band_high:.4g}]", _num(e.reference),
+                 _num(realized.get(e.name)), _e(e.method.upper()), "yes" if out else "no"]
+                for e, out in zip(result.estimated, excluded, strict=True)]
+        parts += ["<h2>Estimated performance</h2>",
+                  '<p class="muted">Estimated on every row of the batch without labels: right under covariate '
+                  "shift, blind to concept drift (a changed relation between inputs and target). The band is "
+                  "where the realized value should fall if the estimate is right.</p>",
+                  _table(("metric", "estimate", "band", "validation", "realized", "method",
+                          "band excludes validation"), rows, ["drifted" if out else "" for out in excluded])]
     if figures:
         parts.append("<h2>Plots</h2><div class=\"plots\">")
         for name, caption in figures:

@@ -233,8 +233,9 @@ class ModelServer:
             _warn(f"version {number} of {self.model!r} is not served, version {self.current.version} "
                   f"keeps answering: {exc.message}")
             now = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-            tracking.set_version_tags(self.model, number, {f"{P}serve.last_error": exc.message[:5000],
-                                                           f"{P}serve.last_error_time": now})
+            # the time first: readers wait for last_error, and then find both
+            tracking.set_version_tags(self.model, number, {f"{P}serve.last_error_time": now,
+                                                           f"{P}serve.last_error": exc.message[:5000]})
             return None
         self._failed = None
         self.current = loaded  # the switch: in-flight requests hold their own reference

@@ -8,6 +8,7 @@ costs about a hundred times a batched value).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
+    from mlflow_ext.estimation import CBPEModel, DLEModel
     from mlflow_ext.profile import Profile
 
 __all__ = [
@@ -301,6 +303,12 @@ class VersionReference:
     target: str | None
     features: tuple[str, ...]
     validation: Mapping[str, float]
+    estimator_uri: str | None = None  # runs:/ URI of the performance estimator; None when the version has none
+
+    @functools.cached_property
+    def estimator(self) -> CBPEModel | DLEModel | None:
+        """The version's performance estimator (CBPE or DLE), downloaded on first use; None without one."""
+        return None if self.estimator_uri is None else load_estimator(self.estimator_uri)
 
 
 def save_version_reference(run_id: str, profile: Profile, predictions: Profile | None) -> str:
@@ -359,4 +367,35 @@ def load_version_reference(model_version: ModelVersion | VersionRef | str) -> Ve
         target=tags.get(f"{TAG_PREFIX}target") or None, features=tuple(str(f) for f in features),
         validation={k[len(VALIDATION_PREFIX):]: float(v) for k, v in metrics.items()
                     if k.startswith(VALIDATION_PREFIX)},
+        estimator_uri=tags.get(ESTIMATOR_TAG) or None,
     )
+
+
+# -- performance estimator: CBPE / DLE fitted by @track on the validation rows ---------------------
+
+ESTIMATOR_TAG = f"{TAG_PREFIX}estimator"  # version tag: runs:/<run_id>/mlflow_ext/estimator
+NO_ESTIMATOR_TAG = f"{TAG_PREFIX}estimator.missing"  # version tag: why a version has no estimator
+
+
+def save_estimator(run_id: str, estimator: CBPEModel | DLEModel, plots: Mapping[str, bytes]) -> str:
+    """Upload an estimator (``mlflow_ext/estimator/``) and its plots (``mlflow_ext/plots/<name>``); its URI."""
+    with tempfile.TemporaryDirectory(prefix="mlflow-ext-") as tmp:
+        estimator.save(Path(tmp, "estimator"))
+        for name, png in plots.items():
+            Path(tmp, "plots").mkdir(exist_ok=True)
+            Path(tmp, "plots", name).write_bytes(png)
+        with mlflow_errors(f"upload the performance estimator to run {run_id}"):
+            client().log_artifacts(run_id, tmp, REFERENCE_ARTIFACTS)
+    return f"runs:/{run_id}/{REFERENCE_ARTIFACTS}/estimator"
+
+
+def load_estimator(uri: str) -> CBPEModel | DLEModel:
+    """Download and read the estimator at ``uri`` (NotFoundError when gone, DataError when corrupt)."""
+    import mlflow.artifacts
+
+    from mlflow_ext.estimation import load
+
+    with tempfile.TemporaryDirectory(prefix="mlflow-ext-est-") as tmp:
+        with mlflow_errors(f"download the performance estimator from {uri}"):
+            folder = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        return load(folder)

@@ -63,9 +63,11 @@ def free_port() -> int:
 
 
 def start_mlflow_server(backend_uri: str, artifacts: Path, *, extra_args: tuple[str, ...] = (),
-                        env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a lean `mlflow server` on 127.0.0.1 in its own process group; wait until healthy."""
-    port = free_port()
+                        env: dict[str, str] | None = None, port: int | None = None,
+                        ) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a lean `mlflow server` on 127.0.0.1 (on ``port``, default a free one) in its own process
+    group; wait until healthy."""
+    port = port or free_port()
     server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     server_env.pop("MLFLOW_TRACKING_URI", None)
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "wb")  # noqa: SIM115 - lives with the server

@@ -151,6 +151,6 @@ def test_performance_matches_sklearn_and_flags_only_significant_loss_beyond_tole
     assert got["rmse"].value == pytest.approx(metrics.root_mean_squared_error(y, y_hat))
     assert got["r2"].value == pytest.approx(metrics.r2_score(y, y_hat))
     assert got["mae"].degraded and got["mae"].p_value is not None and got["mae"].p_value < 0.05
-    with pytest.raises(DataError, match=r"Labels \['2'\] are not among the model's classes"):
+    with pytest.raises(DataError, match=r"Labels 2 are not among the model's classes"):
         evaluate("classification", np.array(["0", "2"]), np.array(["0", "1"]), proba=np.full((2, 2), 0.5),
                  classes=["0", "1"])

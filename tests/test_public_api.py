@@ -23,3 +23,14 @@ def test_import_does_not_import_mlflow() -> None:
     code = "import sys, mlflow_ext; mlflow_ext.Profile; mlflow_ext.check; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_function_named_like_its_module_survives_the_module_import() -> None:
+    import importlib
+
+    import mlflow_ext
+
+    for name in ("backtest", "serve", "monitor", "watch"):
+        importlib.import_module(f"mlflow_ext.{name}")
+        assert callable(getattr(mlflow_ext, name)), name
+        assert not isinstance(getattr(mlflow_ext, name), type(mlflow_ext)), name

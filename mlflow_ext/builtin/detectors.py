@@ -183,10 +183,13 @@ class KS(_Builtin):
     def _numeric(self, ref: NumericReference, current: np.ndarray) -> Raw:
         # Both CDFs at the reference's distinct values: F_ref - F_cur peaks at a reference value,
         # F_cur - F_ref just below one, so two searchsorted calls give scipy's exact D.
-        n = len(current)
-        at = np.searchsorted(current, ref.unique, side="right") / n
-        before = np.searchsorted(current, ref.unique, side="left") / n
-        d = max(float(np.max(ref.upto - at)), float(np.max(before - ref.below)), 0.0)
+        before = np.searchsorted(current, ref.unique, side="left")
+        return self._counts(ref, before, np.searchsorted(current, ref.unique, side="right"), len(current))
+
+    def _counts(self, ref: NumericReference, before: np.ndarray, at: np.ndarray, n: int) -> Raw:
+        """Kernel on the counts of the batch's ``n`` values below (``before``) and at or below (``at``)
+        each of the reference's distinct values: all an engine that cannot sort the batch must compute."""
+        d = max(float(np.max(ref.upto - at / n)), float(np.max(before / n - ref.below)), 0.0)
         return (d, d, float(len(ref.sorted)), float(n))
 
     def _pvalues(self, raws: Sequence[Raw]) -> list[float | None]:

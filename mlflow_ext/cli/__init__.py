@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from mlflow_ext.cli import data, monitoring, plugins, policy, promotion
+from mlflow_ext.cli import backtest, data, loop, monitoring, plugins, policy, promotion, serve
 from mlflow_ext.cli._app import app
 
 __all__ = ["app", "main"]
 
-for _module in (plugins, data, monitoring, policy, promotion,):
+for _module in (plugins, data, promotion, monitoring, loop, policy, serve, backtest):
     app.add_typer(_module.app)
 
 

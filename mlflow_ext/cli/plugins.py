@@ -16,10 +16,10 @@ app = typer.Typer()
 
 @app.command("plugins")
 def plugins_command(
-    kind: Annotated[str | None, typer.Option(help="Only this kind: detector, rule or hook.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: detector, rule, hook or engine.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """List every installed detector, rule and hook with its distribution, version and licence."""
+    """List every installed detector, rule, hook and engine with its distribution, version and licence."""
     found = _registry.plugins(kind)
     if as_json:
         print_json([dataclasses.asdict(info) for info in found])
