@@ -15,13 +15,17 @@
   (``kind=hook``). A claim without an outcome older than its lease (twice the longest the hook can
   take) means the monitor died while firing: it is recorded as *unknown outcome* and **not fired
   again** -- at most once wins over at least once, even for idempotent webhooks, because a retrain
-  that ran twice costs more than an alert nobody saw (which the record shows).
+  that ran twice costs more than an alert nobody saw (which the record shows). An alert fires for
+  the statuses its ``on`` lists: ``alert`` once per incident, ``warn`` and ``error`` once per window.
 - **Cooldown.** No new retrain while the last one is younger than the cooldown, or has not yet
   produced a version, or that version has not been decided.
 - **Closing the loop.** A version newer than the champion that is not decided yet (or holds the
   ``challenger`` alias) is evaluated with the policy's promotion rules on the next labelled batch;
-  after a promotion the loop checks against the new champion (and, unless the policy pins the
-  reference, against its profile).
+  after a promotion the loop checks against the new champion (and, unless the policy keeps the
+  reference, against its profile; with ``keep`` the features stay compared with the profile
+  monitoring had, recorded on the promoted version as ``mlflow_ext.reference_version``).
+
+docs/loop.md tells the whole story for users.
 """
 
 from __future__ import annotations
@@ -630,8 +634,8 @@ class Loop:
     def _act(self, champion: str, incident: str, check_run_id: str, status: str,
              reasons: Sequence[str]) -> tuple[ActionRecord, ...]:
         s = self.settings
-        records = [self._once("alert", spec, champion, incident, check_run_id, status, reasons)
-                   for spec in s.alerts if "alert" in spec.on]
+        records = [self._once("alert", spec, champion, incident, check_run_id, status, reasons, slot=index)
+                   for index, spec in enumerate(s.alerts) if "alert" in spec.on]
         if s.retrain is not None:
             blocked = self._cooldown(incident)
             if blocked is not None:
@@ -646,18 +650,20 @@ class Loop:
         """The alerts whose ``on`` lists a warn or error status: once per window (``occasion``)."""
         if status not in ("warn", "error"):
             return ()
-        return tuple(self._once("alert", spec, champion, f"{occasion}:{status}", run_id, status, reasons)
-                     for spec in self.settings.alerts if status in spec.on)
+        return tuple(self._once("alert", spec, champion, f"{occasion}:{status}", run_id, status, reasons, slot=index)
+                     for index, spec in enumerate(self.settings.alerts) if status in spec.on)
 
     def _once(self, cause: str, spec: HookSpec, champion: str, incident: str, check_run_id: str, status: str,
-              reasons: Sequence[str]) -> ActionRecord:
+              reasons: Sequence[str], *, slot: int = 0) -> ActionRecord:
         """Claim the action's key, fire it, record the outcome; or report what became of it elsewhere."""
         from mlflow_ext import _registry
         from mlflow_ext.hooks import Event, fire
 
         s = self.settings
-        # Several alert hooks may serve one incident: the hook's name is part of an alert's cause.
-        full_cause = cause if cause == "retrain" else f"{cause}:{spec.name}"
+        # Several alert hooks may serve one incident: the hook's name is part of an alert's cause, and
+        # its rank among the alerts of that name from the second on (two webhooks, two channels).
+        twins = sum(1 for other in s.alerts[:slot] if other.name == spec.name)
+        full_cause = cause if cause == "retrain" else f"{cause}:{spec.name}" + (f"#{twins + 1}" if twins else "")
         key = _action_key(s.model, champion, full_cause, incident)
         held = _claims.claim(key, owner=self._owner(), payload={"hook": spec.name, "cause": full_cause})
         if held is None:

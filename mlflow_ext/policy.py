@@ -40,6 +40,7 @@ got 'high'``). ``recipes/policies/full.toml`` uses every field, with comments. T
     retries = 3                                   #   attempts after the first (default 2)
     backoff = "2s"                                #   first retry delay, doubling
     timeout = "30s"                               #   per attempt
+    on = ["alert"]                                #   statuses: alert (once per incident), warn, error
     url = "https://hooks.example.com/T0/B0"       #   every other key is an option of the hook
     secret_env = "CHURN_WEBHOOK_SECRET"
 
@@ -171,6 +172,7 @@ class HookSpec:
     retries: int = 2
     backoff: float = 1.0  # seconds
     timeout: float = 300.0  # seconds
+    on: tuple[str, ...] = ("alert",)  # alerts only: the window statuses it fires for
 
 
 @dataclass(frozen=True)
@@ -440,6 +442,8 @@ class _Reader:
             "backoff": (str | float, 1.0), "timeout": (str | float, 300.0)}
         if kind is RetrainPolicy:
             own["cooldown"] = (str | float, 0.0)
+        else:  # an alert: "alert" fires once per incident, "warn" and "error" once per window
+            own["on"] = (list[Literal["warn", "alert", "error"]], ["alert"])
         values = self.fields(body, own, where, rest=True)
         if values["retries"] < 0:
             raise self.error(f"{where}.retries", f"expected an integer >= 0, got {values['retries']}.")
@@ -454,8 +458,11 @@ class _Reader:
                 raise
             raise ConfigError(f"{exc.message} Keys of every hook table: {', '.join(own)}.", hint=exc.hint) from exc
         timing = {key: self.duration(values[key], f"{where}.{key}") for key in own if key in ("backoff", "cooldown")}
+        extra = {"on": tuple(values["on"])} if "on" in values else {}
+        if "on" in values and not values["on"]:
+            raise self.error(f"{where}.on", "expected at least one of warn, alert, error.")
         return kind(hook=values["hook"], options=options, instance=instance,
-                    retries=values["retries"], timeout=timeout, **timing)
+                    retries=values["retries"], timeout=timeout, **timing, **extra)
 
     def promotion(self, body: dict[str, Any], where: str) -> PromotionPolicy:
         values = self.fields(body, {"reference": (Literal["follow", "keep"], "follow"),

@@ -11,6 +11,10 @@ waits for it, so windows stay in order. A claim is given up (the next attempt ma
 its holder recorded a release (the tracking store failed), when it is our own from an earlier
 pass, or when it is older than the lease without a result (its watcher died).
 
+A tracking store that fails is retried (``retries``, exponential ``backoff``) on top of MLflow's own
+HTTP retries (docs/loop.md says how the two combine); then the pass is reported and the file stays
+pending for the next pass.
+
 Write files under a temporary name (a leading dot or a ``.tmp`` suffix) and rename them into the
 folder when complete: names like that are ignored.
 """
@@ -135,7 +139,7 @@ def _retrying(call: Callable[[], T], retries: int, backoff: float) -> T:
         except TrackingError as exc:
             if attempt == retries:
                 raise TrackingError(f"{exc.message} (gave up after {retries + 1} attempt(s), "
-                                    f"{backoff * (2**retries - 1):g} s of backoff)", hint=exc.hint) from exc
+                                    f"{backoff * (2**retries - 1):g} s of backoff).", hint=exc.hint) from exc
             time.sleep(backoff * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -225,3 +226,64 @@ def test_the_monitor_command_reads_a_policy_file_and_exits_3_on_an_alert(tmp_pat
     (record,) = json.loads(result.stdout)
     assert (record["status"], record["incident"]) == ("alert", "w0")
     assert [(a["cause"], a["hook"], a["status"]) for a in record["actions"]] == [("alert", "log", "ok")]
+
+
+@needs_store
+def test_alerts_fire_for_the_statuses_they_list_once_per_window_or_incident(tmp_path: Path) -> None:
+    _drop_challenger()
+    on_warn = replace(_record_hook(tmp_path / "warn.log"), on=("warn", "error"))
+    on_alert = _record_hook(tmp_path / "alert.log")  # the default: once per incident
+    second = _record_hook(tmp_path / "alert2.log")  # a second channel with the same hook
+    loop = Loop(settings=_settings(tmp_path, alerts=(on_warn, on_alert, second), retrain=None))
+    src = tmp_path / "in"
+    drifted_batch = make_batch(600, seed=31, shift=1.0, flip=0.45, start_id=0)
+    drifted = _write(src, "b0.parquet", drifted_batch.drop(columns=[TARGET]))
+
+    warned = loop.process(Step(kind="batch", name="b0", identity="b0", path=drifted))
+    assert warned.status == "warn"
+    assert [(a.incident, a.status) for a in warned.actions] == [("w0:warn", "ok")]
+    broken = loop.process(Step(kind="batch", name="broken", identity="x",
+                               frame=pd.DataFrame({ID: [1], "colour": ["red"]})))
+    assert [(a.incident, a.status) for a in broken.actions] == [("w1:error", "ok")]
+    confirmed = loop.process(Step(kind="labels", name="labels0", identity="l0",
+                                  path=_write(src, "labels0.csv", drifted_batch[[ID, TARGET]])))
+    assert confirmed.incident == "w0"
+    assert [(a.incident, a.status) for a in confirmed.actions] == [("w0", "ok"), ("w0", "ok")]
+
+    assert [json.loads(line)["status"] for line in _lines(tmp_path / "warn.log")] == ["warn", "error"]
+    assert len(_lines(tmp_path / "alert.log")) == len(_lines(tmp_path / "alert2.log")) == 1
+
+
+def test_an_alert_on_an_unknown_status_is_refused(tmp_path: Path) -> None:
+    spec = replace(_record_hook(tmp_path / "a.log"), on=("page",))
+    with pytest.raises(ConfigError, match=r"alerts\[0\] \(command\): on = \['page'\]; valid: a non-empty list of "
+                                          r"warn, alert, error"):
+        _settings(tmp_path, alerts=(spec,)).validate()
+
+
+@needs_store
+def test_a_policy_that_keeps_the_reference_checks_the_new_champion_against_the_old_profile(
+        tmp_path: Path) -> None:
+    from mlflow_ext.model_check import check_model
+    from tests.model_fixtures import register_version
+
+    _drop_challenger()
+    shifted = make_batch(1500, seed=32, shift=1.0)
+    candidate = register_version("churn", shifted, make_batch(500, seed=33, shift=1.0), alias=None)
+    loop = Loop(settings=_settings(tmp_path, alerts=(), retrain=None, follow_reference=False))
+    src = tmp_path / "in"
+    batch = make_batch(600, seed=34, start_id=0)
+    loop.process(Step(kind="batch", name="b0", identity="b0", path=_write(src, "b0.parquet",
+                                                                        batch.drop(columns=[TARGET]))))
+    labelled = loop.process(Step(kind="labels", name="labels0", identity="l0",
+                                 path=_write(src, "labels0.csv", batch[[ID, TARGET]])))
+    assert labelled.decision == f"promoted v{candidate}"
+    tags = mlflow.MlflowClient().get_model_version("churn", candidate).tags
+    assert tags["mlflow_ext.reference_version"] == "1"
+
+    clean = make_batch(600, seed=35, start_id=5000).drop(columns=[TARGET])
+    after = loop.process(Step(kind="batch", name="b1", identity="b1", frame=clean))
+    assert after.version == candidate
+    assert after.drifted == ()  # against v1's profile, which the clean batch matches
+    # against the new champion's own (shifted) profile, as "follow" would check it, it drifts
+    assert check_model(f"churn/{candidate}", clean, record=False).result.drifted_columns

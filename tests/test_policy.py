@@ -203,3 +203,22 @@ def test_cli_policy_check_valid_and_invalid(write) -> None:  # type: ignore[no-u
     failed_json = runner.invoke(app, ["policy", "check", bad, "--json"])
     assert failed_json.exit_code == 1
     assert json.loads(failed_json.stdout)["valid"] is False
+
+
+ALERT_ON_BODY = """
+version = 1
+[models.churn]
+[[models.churn.alerts]]
+hook = "log"
+{on}
+"""
+
+def test_alert_on_statuses(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(ALERT_ON_BODY.format(on='on = ["warn", "alert"]'))
+    assert load_policy(path).for_model("churn").alerts[0].on == ("warn", "alert")
+    path.write_text(ALERT_ON_BODY.format(on=""))
+    assert load_policy(path).for_model("churn").alerts[0].on == ("alert",)
+    path.write_text(ALERT_ON_BODY.format(on='on = ["sometimes"]'))
+    with pytest.raises(ConfigError, match=r"p.toml: models.churn.alerts\[0\].on"):
+        load_policy(path)

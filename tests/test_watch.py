@@ -207,3 +207,21 @@ def test_a_signed_webhook_is_verified_by_a_receiver_and_retried_after_a_503(
     assert (second["cause"], second["model"], second["version"], second["incident"]) == ("alert", "churn", "1", "w0")
     (outcome,) = _runs("hook")
     assert (outcome.data.tags["mlflow_ext.outcome"], outcome.data.tags["mlflow_ext.attempts"]) == ("ok", "2")
+
+
+@needs_store
+def test_a_hook_that_hangs_is_killed_at_its_timeout_recorded_as_failed_and_the_watch_goes_on(
+        tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    _only_champion()
+    source = _source(tmp_path, [1.0, 0.0])
+    log = tmp_path / "alerts.log"
+    config = _config(tmp_path, [_hook(log, pause=600.0, timeout=1.0)])
+    procs.append(_start(config, source))
+    output = _finish(procs[-1])
+    assert "batch-00.parquet: ALERT" in output and "alert failed" in output
+    assert "batch-01.parquet: OK" in output  # the next file, after the hung hook was given up
+    (outcome,) = _runs("hook")
+    assert outcome.data.tags["mlflow_ext.outcome"] == "failed"
+    assert "did not finish within 1 s and was killed" in outcome.data.tags["mlflow_ext.error"]
+    assert not log.exists()  # it never got to record the event
+    assert len(_runs("check")) == 2
