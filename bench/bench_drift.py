@@ -147,8 +147,8 @@ def targets(rows: dict[str, dict[str, Any]], truth: data.Truth) -> list[dict[str
     ]
     for key in PEERS:
         expected, peer = CONTENDERS[key].target_speedup, rows.get(key, {})
-        if expected is None or peer.get("outcome") == "skipped":
-            continue
+        if expected is None or not peer or peer.get("outcome") == "skipped":
+            continue  # not run this time (--peers)
         if "median_s" in peer:
             ratio = peer["median_s"] / core["median_s"]
             observed, met = f"{ratio:.0f}x", ratio >= expected

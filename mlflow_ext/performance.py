@@ -3,7 +3,8 @@
 ``evaluate(task, y_true, y_pred, proba=..., reference={"accuracy": 0.86, ...})`` returns one frozen
 ``PerformanceMetric`` per metric it can compute. Conventions (also in docs/statistics.md):
 
-- Metrics (computed by mlflow_ext._stats, the one implementation shared with promotion): accuracy, f1 (binary: F1 of the positive class, the last of the sorted
+- Metrics, computed by ``mlflow_ext._stats`` (the one implementation, shared with promotion):
+  accuracy, f1 (binary: F1 of the positive class, the last of the sorted
   labels, as scikit-learn's ``pos_label=1`` for 0/1 labels; more classes: macro average over the
   labels seen in truth or predictions), roc_auc (binary, or macro one-vs-rest) and log_loss (both
   need probabilities); regression mae, rmse, r2. Point values match scikit-learn.

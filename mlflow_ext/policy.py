@@ -457,12 +457,14 @@ class _Reader:
             if "unknown option" not in exc.message:
                 raise
             raise ConfigError(f"{exc.message} Keys of every hook table: {', '.join(own)}.", hint=exc.hint) from exc
-        timing = {key: self.duration(values[key], f"{where}.{key}") for key in own if key in ("backoff", "cooldown")}
-        extra = {"on": tuple(values["on"])} if "on" in values else {}
-        if "on" in values and not values["on"]:
-            raise self.error(f"{where}.on", "expected at least one of warn, alert, error.")
+        extra: dict[str, Any] = {key: self.duration(values[key], f"{where}.{key}")
+                                 for key in own if key in ("backoff", "cooldown")}
+        if "on" in values:
+            if not values["on"]:
+                raise self.error(f"{where}.on", "expected at least one of warn, alert, error.")
+            extra["on"] = tuple(values["on"])
         return kind(hook=values["hook"], options=options, instance=instance,
-                    retries=values["retries"], timeout=timeout, **timing, **extra)
+                    retries=values["retries"], timeout=timeout, **extra)
 
     def promotion(self, body: dict[str, Any], where: str) -> PromotionPolicy:
         values = self.fields(body, {"reference": (Literal["follow", "keep"], "follow"),

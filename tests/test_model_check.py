@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from mlflow_ext import check_model
-from mlflow_ext.errors import ConfigError, DataError, NotFoundError, ProfileError, TrackingError
+from mlflow_ext.errors import ConfigError, DataError, NotFoundError, ProfileError
 from mlflow_ext.model_check import metric_key, recent_checks
 from tests.model_fixtures import ID, TARGET, make_batch
 
