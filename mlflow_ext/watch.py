@@ -38,7 +38,7 @@ from mlflow_ext.errors import ConfigError, TrackingError
 from mlflow_ext.monitor import Loop, LoopSettings, Step, StepRecord
 from mlflow_ext.tracking import TAG_PREFIX, client, mlflow_errors, monitoring_experiment
 
-__all__ = ["FolderSource", "Source", "WatchSummary", "watch"]
+__all__ = ["FolderSource", "Source", "WatchSummary", "recorded_sources", "watch"]
 
 P = TAG_PREFIX
 SUFFIXES = (".parquet", ".pq", ".csv")
@@ -94,17 +94,22 @@ class FolderSource:
     def processed(self, model: str) -> set[str]:
         """Identities of this folder's files that have a recorded result."""
         root = str(Path(self.folder).resolve())
-        done: set[str] = set()
-        token = None
-        with mlflow_errors(f"read what was processed from {root}"):
-            while True:
-                page = client().search_runs([monitoring_experiment(model)],
-                                            filter_string=f"tags.`{P}source_dir` = '{root}'",
-                                            max_results=1000, page_token=token)
-                done.update(run.data.tags.get(f"{P}source_file", "") for run in page)
-                token = page.token
-                if not token:
-                    return done
+        return recorded_sources(model, f"tags.`{P}source_dir` = '{root}'", root)
+
+
+def recorded_sources(model: str, filter_string: str, where: str) -> set[str]:
+    """The ``source_file`` identities of the model's recorded runs that match ``filter_string``:
+    what a source (a folder, a Spark table) has already had processed."""
+    done: set[str] = set()
+    token = None
+    with mlflow_errors(f"read what was processed from {where}"):
+        while True:
+            page = client().search_runs([monitoring_experiment(model)], filter_string=filter_string,
+                                        max_results=1000, page_token=token)
+            done.update(run.data.tags.get(f"{P}source_file", "") for run in page)
+            token = page.token
+            if not token:
+                return done
 
 
 def _claim_file(step: Step, owner: str, lease: float) -> str | None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlflow_ext.errors import ConfigError
 from mlflow_ext.monitor import Step
-from mlflow_ext.tracking import TAG_PREFIX, client, mlflow_errors, monitoring_experiment
+from mlflow_ext.tracking import TAG_PREFIX
+from mlflow_ext.watch import recorded_sources
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,14 +71,4 @@ class SparkSource:
     def processed(self, model: str) -> set[str]:
         """Identities of this source's windows that have a recorded result."""
         prefix = f"spark:{self._location()}:".replace("'", "\\'")
-        done: set[str] = set()
-        token = None
-        with mlflow_errors(f"read what was processed from {self._location()}"):
-            while True:
-                page = client().search_runs([monitoring_experiment(model)],
-                                            filter_string=f"tags.`{TAG_PREFIX}source_file` LIKE '{prefix}%'",
-                                            max_results=1000, page_token=token)
-                done.update(run.data.tags.get(f"{TAG_PREFIX}source_file", "") for run in page)
-                token = page.token
-                if not token:
-                    return done
+        return recorded_sources(model, f"tags.`{TAG_PREFIX}source_file` LIKE '{prefix}%'", self._location())
