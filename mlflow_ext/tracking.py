@@ -73,10 +73,17 @@ def mlflow_errors(action: str) -> Iterator[None]:
         message = getattr(exc, "message", str(exc))
         if code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFoundError(f"Could not {action}: {message}") from exc
-        if code in {"UNAUTHENTICATED", "PERMISSION_DENIED"} or "401" in message or "403" in message:
+        if code == "UNAUTHENTICATED" or "error code 401" in message:
             raise TrackingError(
                 f"Could not {action}: the tracking server refused the credentials ({message}).",
                 hint="Check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN).",
+            ) from exc
+        if code == "PERMISSION_DENIED" or "error code 403" in message:
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+            raise TrackingError(
+                f"Could not {action}: the tracking server denied {user!r} permission ({message}).",
+                hint="Ask an admin of the MLflow server for EDIT on the experiment or registered model "
+                     "(MANAGE to change permissions), or work in an experiment you created.",
             ) from exc
         raise TrackingError(
             f"Could not {action}: {message}",

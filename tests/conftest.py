@@ -1,22 +1,35 @@
-"""Shared fixtures: a throw-away sqlite tracking store per test (copied from one migrated
-template, because MLflow's migrations take seconds) and one lean `mlflow server` per test run."""
+"""Shared fixtures: a fresh tracking store per test on the backend the test asks for.
+
+``store`` is a throw-away sqlite store (copied from one migrated template, because MLflow's
+migrations take seconds). A module or test marked ``@pytest.mark.backends`` runs once per backend
+instead: sqlite and a PostgreSQL-backed `mlflow server` by default, or the backends the marker names
+(``"basic-auth"`` is that server behind MLflow's basic-auth app). See tests/backends.py.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-VENV_BIN = Path(sys.executable).parent
+from tests.backends import Postgres, TeamServer, free_port, start_mlflow_server, start_team_server, stop_process_group
+
+__all__ = ["free_port", "start_mlflow_server", "stop_process_group"]  # the tests' one way to start a server
+
+BACKENDS = ("sqlite", "postgres")
+# The flows a team runs every day also run behind MLflow's basic-auth app, signed in as a regular user.
+also_behind_basic_auth = pytest.mark.backends(*BACKENDS, "basic-auth")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if (marker is None or "store" not in metafunc.fixturenames
+            or metafunc.definition.get_closest_marker("sqlite_only")):
+        return
+    metafunc.parametrize("store", marker.args or BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -36,17 +49,60 @@ def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+@pytest.fixture(scope="session")
+def _postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    postgres = Postgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield postgres
+    finally:
+        postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def _team_servers(_postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TeamServer]]:
+    """The run's PostgreSQL-backed servers, each started the first time a test asks for it."""
+    servers: dict[str, TeamServer] = {}
+    yield servers
+    for server in servers.values():
+        server.stop()
+
+
+def backend_of(request: pytest.FixtureRequest) -> str:
+    """The backend the requesting test runs on."""
+    callspec = getattr(request.node, "callspec", None)
+    return str(callspec.params.get("store", "sqlite")) if callspec else "sqlite"
+
+
+def team_server(request: pytest.FixtureRequest, backend: str) -> TeamServer:
+    servers: dict[str, TeamServer] = request.getfixturevalue("_team_servers")
+    if backend not in servers:
+        folder = request.getfixturevalue("tmp_path_factory").mktemp(f"server-{backend}")
+        servers[backend] = start_team_server(backend, request.getfixturevalue("_postgres"), folder,
+                                             auth=backend == "basic-auth")
+    return servers[backend]
+
+
 @pytest.fixture
-def store(_store_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh sqlite tracking + registry store in tmp_path; the working folder is tmp_path."""
+def store(request: pytest.FixtureRequest, _store_template: Path, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh tracking + registry store on the test's backend (sqlite unless parametrized); the
+    working folder is tmp_path. Its value is the tracking URI."""
     import mlflow
 
-    db = tmp_path / "mlflow.db"
-    shutil.copy(_store_template, db)
-    uri = f"sqlite:///{db}"
+    backend = getattr(request, "param", "sqlite")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    if backend == "sqlite":
+        shutil.copy(_store_template, tmp_path / "mlflow.db")
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    else:
+        server = team_server(request, backend)
+        server.reset("empty")
+        uri = server.url
+        env = server.env()
+        monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield uri
@@ -56,77 +112,3 @@ def store(_store_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     mlflow.set_registry_uri(None)  # type: ignore[arg-type]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_mlflow_server(backend_uri: str, artifacts: Path, *, extra_args: tuple[str, ...] = (),
-                        env: dict[str, str] | None = None, port: int | None = None,
-                        ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a lean `mlflow server` on 127.0.0.1 (on ``port``, default a free one) in its own process
-    group; wait until healthy."""
-    port = port or free_port()
-    server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
-    server_env.pop("MLFLOW_TRACKING_URI", None)
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "wb")  # noqa: SIM115 - lives with the server
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", *extra_args],
-        env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {log.name}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    stop_process_group(proc)
-    raise RuntimeError(f"mlflow server did not become healthy in 120 s; see {log.name}")
-
-
-def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One lean `mlflow server` (sqlite backend) for the whole run; tests use unique names."""
-    folder = tmp_path_factory.mktemp("server")
-    proc, url = start_mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
-    try:
-        yield url
-    finally:
-        stop_process_group(proc)
-
-
-@pytest.fixture
-def server_store(mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Point MLflow at the shared server for one test."""
-    import mlflow
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    mlflow.set_tracking_uri(mlflow_server)
-    mlflow.set_registry_uri(mlflow_server)
-    yield mlflow_server
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-    mlflow.set_registry_uri(None)  # type: ignore[arg-type]

@@ -68,32 +68,51 @@ def register_version(name: str, train: pd.DataFrame, valid: pd.DataFrame, *, ali
     return tracked.version
 
 
+def register_models(artifacts: str | None) -> None:
+    """Into the current tracking URI: 'churn' (v1 champion, v2 challenger) and 'legacy' (a version
+    registered outside mlflow-ext: no profile, no tags; its source is never loaded)."""
+    import mlflow
+
+    mlflow.create_experiment("training", artifact_location=artifacts)
+    train, valid = make_batch(3000, seed=1), make_batch(1000, seed=2, start_id=10_000)
+    register_version("churn", train, valid)
+    register_version("churn", train.iloc[:2000], valid, alias="challenger")
+    client = mlflow.MlflowClient()
+    client.create_registered_model("legacy")
+    with mlflow.start_run(run_name="legacy") as run:
+        pass
+    client.create_model_version("legacy", source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+
+
 @pytest.fixture(scope="session")
 def model_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A store holding 'churn' (v1 champion, v2 challenger) and 'legacy' (no mlflow-ext profile)."""
+    """A sqlite store holding the models of :func:`register_models`."""
     import mlflow
 
     folder = tmp_path_factory.mktemp("model-template")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
-        mlflow.create_experiment("training", artifact_location=str(folder / "artifacts"))
-        train, valid = make_batch(3000, seed=1), make_batch(1000, seed=2, start_id=10_000)
-        register_version("churn", train, valid)
-        register_version("churn", train.iloc[:2000], valid, alias="challenger")
-        # a version registered outside mlflow-ext: no profile, no tags (its source is never loaded)
-        client = mlflow.MlflowClient()
-        client.create_registered_model("legacy")
-        client.create_model_version("legacy", source=str(folder / "artifacts"))
+        with pytest.MonkeyPatch.context() as patch:  # built on first use, maybe inside a test's store
+            patch.setenv("MLFLOW_TRACKING_URI", uri)
+            patch.setenv("MLFLOW_REGISTRY_URI", uri)
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_registry_uri(uri)
+            register_models(str(folder / "artifacts"))
     finally:
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-        mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     yield folder / "mlflow.db"
 
 
 @pytest.fixture
-def model_store(store: str, model_template: Path, tmp_path: Path) -> str:
-    """A fresh copy of the template store for one test (the test's own tracking + registry URI)."""
-    shutil.copy(model_template, tmp_path / "mlflow.db")
+def model_store(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's store holding the models of :func:`register_models` (a fresh copy of a template)."""
+    from tests.conftest import backend_of, team_server
+
+    backend = backend_of(request)
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("model_template"), tmp_path / "mlflow.db")
+    else:
+        team_server(request, backend).reset_or_build("models", lambda: register_models(None))
     return store

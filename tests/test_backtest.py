@@ -14,8 +14,8 @@ import pytest
 from mlflow_ext.backtest import backtest, load_history, write_manifest
 from mlflow_ext.errors import ConfigError
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
-                                        "ignore::FutureWarning")
+pytestmark = [pytest.mark.backends,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")]
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 POLICY = RECIPES / "churn" / "policy.toml"

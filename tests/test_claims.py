@@ -11,6 +11,8 @@ import pytest
 
 from mlflow_ext._claims import CLAIM_PREFIX, claim, claim_name, read_claim
 
+pytestmark = pytest.mark.backends
+
 RACERS = 8
 
 
@@ -22,16 +24,18 @@ class Racers:
         self.manager = ctx.Manager()
         self.pool = ctx.Pool(RACERS, initializer=_warm_up)
 
-    def race(self, target: Callable[..., Any], uri: str, args_per_process: list[tuple[Any, ...]],
+    def race(self, target: Callable[..., Any], args_per_process: list[tuple[Any, ...]],
              timeout: float = 300) -> list[Any]:
         """Run ``target(barrier, *args)`` once per args tuple, each in its own process, released at once.
 
-        Each task points MLflow at ``uri`` and works in this test's folder; a task that raises
+        Each task points MLflow where this test does (the ``MLFLOW_*`` settings of its environment:
+        the store and, on an auth server, the credentials) and works in this test's folder; a task that raises
         reports the exception's text instead (so the test fails with it).
         """
         assert len(args_per_process) <= RACERS
         barrier = self.manager.Barrier(len(args_per_process))  # type: ignore[attr-defined]
-        pending = [self.pool.apply_async(_run, (target, uri, os.getcwd(), barrier, args))
+        env = {name: value for name, value in os.environ.items() if name.startswith("MLFLOW_")}
+        pending = [self.pool.apply_async(_run, (target, env, os.getcwd(), barrier, args))
                    for args in args_per_process]
         return [task.get(timeout=timeout) for task in pending]
 
@@ -56,9 +60,10 @@ def _warm_up() -> None:
     import mlflow_ext.promotion  # noqa: F401
 
 
-def _run(target: Callable[..., Any], uri: str, folder: str, barrier: Any, args: tuple[Any, ...]) -> Any:
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    os.environ["MLFLOW_REGISTRY_URI"] = uri
+def _run(target: Callable[..., Any], env: dict[str, str], folder: str, barrier: Any, args: tuple[Any, ...]) -> Any:
+    for name in [name for name in os.environ if name.startswith("MLFLOW_")]:
+        del os.environ[name]
+    os.environ.update(env)
     os.chdir(folder)  # MLflow's relative defaults (./mlruns) must land in the test's folder
     try:
         return target(barrier, *args)
@@ -98,14 +103,12 @@ def test_unclaimed_keys_read_as_none_and_keys_do_not_collide(store: str) -> None
     assert claim_name("a").startswith(CLAIM_PREFIX)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "server"])
-def test_one_of_eight_processes_wins_a_race_for_a_key(backend: str, racers: Racers,
+def test_one_of_eight_processes_wins_a_race_for_a_key(store: str, racers: Racers,
                                                      request: pytest.FixtureRequest) -> None:
-    uri = request.getfixturevalue("store" if backend == "sqlite" else "server_store")
-    key = f"race-{backend}-{os.getpid()}-{request.node.name}"
+    key = f"race-{os.getpid()}-{request.node.name}"
     owners = [f"p{i}" for i in range(RACERS)]
 
-    outcomes = racers.race(_race_for_key, uri, [(key, owner) for owner in owners])
+    outcomes = racers.race(_race_for_key, [(key, owner) for owner in owners])
 
     winners = [o for o in outcomes if o is not None]
     assert len(winners) == 1, outcomes

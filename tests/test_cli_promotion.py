@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from mlflow_ext.cli import app
 from tests.test_promotion import MODEL, alias_of, register
 
+pytestmark = pytest.mark.backends
+
 runner = CliRunner()
 
 

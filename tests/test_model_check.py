@@ -12,7 +12,10 @@ import pytest
 from mlflow_ext import check_model
 from mlflow_ext.errors import ConfigError, DataError, NotFoundError, ProfileError
 from mlflow_ext.model_check import metric_key, recent_checks
+from tests.conftest import also_behind_basic_auth
 from tests.model_fixtures import ID, TARGET, make_batch
+
+pytestmark = pytest.mark.backends
 
 pytest_plugins = ["tests.model_fixtures"]
 
@@ -21,6 +24,7 @@ def _labels(batch: pd.DataFrame) -> pd.DataFrame:
     return batch[[ID, TARGET]]
 
 
+@also_behind_basic_auth
 def test_clean_batch_is_ok_and_recorded_as_a_run_with_tags_metrics_and_artifacts(model_store: str) -> None:
     batch = make_batch(800, seed=11)
     outcome = check_model("churn", batch.drop(columns=[TARGET]), labels=_labels(batch), id_column=ID)

@@ -16,8 +16,8 @@ from mlflow_ext.errors import ConfigError
 from mlflow_ext.monitor import HookSpec, Loop, LoopSettings, Step, monitor, open_incident
 from tests.model_fixtures import ID, TARGET, make_batch, model_store, model_template  # noqa: F401
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
-                                        "ignore::FutureWarning")
+pytestmark = [pytest.mark.backends,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")]
 needs_store = pytest.mark.usefixtures("model_store")
 
 ASSETS = Path(__file__).parent / "loop_assets"

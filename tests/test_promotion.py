@@ -15,6 +15,8 @@ from mlflow_ext import ConfigError, DataError, NotFoundError, PluginError
 from mlflow_ext.promotion import Decision, history, promote, rollback
 from mlflow_ext.tracking import get_or_create_experiment
 
+pytestmark = pytest.mark.backends
+
 MODEL = "churn"
 
 

@@ -1,4 +1,5 @@
-"""@track against a real sqlite store: what a decorated training function records and registers."""
+"""@track against real stores, sqlite and a PostgreSQL-backed server: what a decorated training
+function records and registers."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import mlflow_ext
 from mlflow_ext import _lineage, tracking
 from mlflow_ext.decorators import Tracked, track
 from mlflow_ext.errors import ConfigError, DataError, ProfileError, TrackingError
+from tests.conftest import BACKENDS, team_server
+
+pytestmark = pytest.mark.backends
 
 FAST = ["scikit-learn"]  # explicit requirements skip MLflow's inference subprocess (seconds per model)
 
@@ -57,6 +61,8 @@ def make_python_model() -> Any:
 @dataclass(frozen=True)
 class Trained:
     uri: str
+    env: dict[str, str]
+    backend: str
     classifier: Tracked[Any]
     regressor: Tracked[Any]
     tree: Tracked[Any]
@@ -64,16 +70,25 @@ class Trained:
     train: pd.DataFrame
 
 
-@pytest.fixture(scope="module")
-def trained(_store_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """One store with four tracked versions, trained once for the read-only tests of this module."""
+@pytest.fixture(scope="module", params=[*BACKENDS, "basic-auth"])
+def trained(request: pytest.FixtureRequest, _store_template: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """One store with four tracked versions, trained once for the read-only tests of this module
+    (on the server: a snapshot of its database that ``in_trained`` resets to)."""
     import mlflow
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression, Ridge
 
     folder = tmp_path_factory.mktemp("track")
-    shutil.copy(_store_template, folder / "mlflow.db")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env: dict[str, str] = {}
+    if request.param == "sqlite":
+        shutil.copy(_store_template, folder / "mlflow.db")
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    else:
+        server = team_server(request, request.param)
+        server.reset("empty")
+        uri, env = server.url, server.env()
     data, valid = customers(1500, seed=1), customers(400, seed=2)
     features = ["age", "tenure", "plan"]
 
@@ -98,32 +113,38 @@ def trained(_store_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        for name, value in env.items():
+            patch.setenv(name, value)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         try:
             x, xv = data[features], valid[features]
-            yield Trained(
-                uri=uri,
+            result = Trained(
+                uri=uri, env=env, backend=request.param,
                 classifier=train_churn(data, valid, C=0.5),
                 regressor=spend_model(x, data["spend"], xv, valid["spend"]),
                 tree=train_tree(data),
                 python_model=train_doubler(x, xv, valid["tenure"] * 2.0),
                 train=data,
             )
+            if request.param != "sqlite":
+                server.snapshot("tracked")
+            yield result
         finally:
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
             mlflow.set_registry_uri(None)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def in_trained(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> Iterator[Trained]:
+def in_trained(trained: Trained, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+               ) -> Iterator[Trained]:
     """Point MLflow at the module's trained store for one test."""
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", trained.uri)
+    if trained.backend != "sqlite":
+        team_server(request, trained.backend).reset("tracked")
+    for name, value in trained.env.items():
+        monkeypatch.setenv(name, value)
     mlflow.set_tracking_uri(trained.uri)
     mlflow.set_registry_uri(trained.uri)
     yield trained
@@ -346,6 +367,7 @@ def test_skops_refusal_names_the_way_out(store: str) -> None:
     assert tracking.client().search_registered_models() == []
 
 
+@pytest.mark.sqlite_only
 def test_registration_failure_deletes_the_new_version(store: str) -> None:
     """A real failure after the version was created: sqlite refuses the run tag that names it."""
     import sqlite3
@@ -365,6 +387,7 @@ def test_registration_failure_deletes_the_new_version(store: str) -> None:
     assert statuses == ["FAILED", "FINISHED"]
 
 
+@pytest.mark.sqlite_only
 def test_registration_failure_removes_a_model_it_created(store: str) -> None:
     import sqlite3
 

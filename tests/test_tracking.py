@@ -1,11 +1,20 @@
-"""tracking.py against a real sqlite store: references, experiments, runs, error wrapping."""
+"""tracking.py against real stores (sqlite, a PostgreSQL-backed server, the same behind basic-auth):
+references, experiments, runs, error wrapping."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from mlflow_ext import tracking
 from mlflow_ext.errors import NotFoundError, TrackingError
+from tests.backends import ADMIN, USER
+
+pytestmark = pytest.mark.backends
 
 
 def test_parse_model_ref_forms() -> None:
@@ -55,3 +64,45 @@ def test_missing_alias_is_not_found_with_a_hint(store: str) -> None:
     with pytest.raises(NotFoundError, match="'bare' has no version with the alias 'champion'") as info:
         tracking.resolve_version("bare")
     assert info.value.hint is not None and "mlflow-ext promote bare" in info.value.hint
+
+
+@pytest.mark.backends("basic-auth")
+def test_a_wrong_password_is_a_clear_error_and_writes_nothing(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    tracking.monitoring_experiment("churn")  # the right password works
+    before = [e.name for e in MlflowClient().search_experiments()]
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password-4711")
+    with pytest.raises(TrackingError, match="the tracking server refused the credentials") as refused:
+        tracking.monitoring_experiment("other")
+    assert refused.value.hint is not None and "MLFLOW_TRACKING_PASSWORD" in refused.value.hint
+    assert "not-the-password-4711" not in str(refused.value)
+
+    # the same through the CLI, in a fresh process: exit 1 and one readable error, without waiting
+    # out retries (the timeout only guards the test against a hang)
+    cli = Path(sys.executable).parent / "mlflow-ext"
+    done = subprocess.run([str(cli), "history", "churn"], env=dict(os.environ), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("Error: Could not ") and "refused the credentials" in done.stderr
+    assert "Check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in done.stderr
+    assert "Traceback" not in done.stderr and "not-the-password-4711" not in done.stderr
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USER[1])
+    assert [e.name for e in MlflowClient().search_experiments()] == before  # nothing was written
+
+
+@pytest.mark.backends("basic-auth")
+def test_a_user_without_permission_is_told_what_to_ask_for_and_nothing_is_written(
+        store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+    experiment = MlflowClient().create_experiment("admins-only")  # others may read it (the default)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", USER[1])
+    with pytest.raises(TrackingError, match=f"the tracking server denied '{USER[0]}' permission") as denied:
+        tracking.log_run(experiment, run_name="check", params={"a": 1})
+    assert denied.value.hint is not None and "EDIT on the experiment" in denied.value.hint
+    assert MlflowClient().search_runs([experiment]) == []

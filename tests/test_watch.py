@@ -20,11 +20,11 @@ from typing import Any
 import mlflow
 import pytest
 
-from tests.conftest import stop_process_group
+from tests.conftest import also_behind_basic_auth, stop_process_group
 from tests.model_fixtures import ID, TARGET, make_batch, model_store, model_template  # noqa: F401
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
-                                        "ignore::FutureWarning")
+pytestmark = [pytest.mark.backends,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")]
 needs_store = pytest.mark.usefixtures("model_store")
 
 ASSETS = Path(__file__).parent / "loop_assets"
@@ -96,6 +96,7 @@ def _only_champion() -> None:
 
 
 @needs_store
+@also_behind_basic_auth
 def test_two_watchers_on_one_folder_process_each_file_once_and_alert_once(
         tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
     _only_champion()
@@ -189,7 +190,8 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_a_signed_webhook_is_verified_by_a_receiver_and_retried_after_a_503(
         tmp_path: Path, procs: list[subprocess.Popen[bytes]]) -> None:
     _only_champion()
-    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    receiver = type("Receiver", (_Receiver,), {"received": [], "rejected": []})  # this test's own record
+    server = HTTPServer(("127.0.0.1", 0), receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -200,9 +202,9 @@ def test_a_signed_webhook_is_verified_by_a_receiver_and_retried_after_a_503(
         _finish(procs[-1])
     finally:
         server.shutdown()
-    assert _Receiver.rejected == []
-    assert len(_Receiver.received) == 2  # the 503, then the retry: one event, one key
-    first, second = _Receiver.received
+    assert receiver.rejected == []
+    assert len(receiver.received) == 2  # the 503, then the retry: one event, one key
+    first, second = receiver.received
     assert first["idempotency_key"] == second["idempotency_key"]
     assert (second["cause"], second["model"], second["version"], second["incident"]) == ("alert", "churn", "1", "w0")
     (outcome,) = _runs("hook")

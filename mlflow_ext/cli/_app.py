@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -21,10 +22,18 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Against a tracking server, MLflow writes a "View run ... at: <url>" line to stdout for every run it
+# ends; stdout is the command's own output (tables, --json), so commands keep it for themselves.
+_QUIET_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
 class _Group(TyperGroup):
     """Turns every MlflowExtError into 'Error: ...' plus the hint on stderr, and exit code 1."""
 
     def invoke(self, ctx: Any) -> Any:
+        quiet = _QUIET_LINKS not in os.environ
+        if quiet:
+            os.environ[_QUIET_LINKS] = "true"
         try:
             return super().invoke(ctx)
         except MlflowExtError as exc:
@@ -32,6 +41,9 @@ class _Group(TyperGroup):
             if exc.hint:
                 err.print(exc.hint, markup=False)
             raise typer.Exit(EXIT_ERROR) from None
+        finally:
+            if quiet:
+                del os.environ[_QUIET_LINKS]
 
 
 app = typer.Typer(
