@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import Postgres, TeamServer, free_port, start_mlflow_server, start_team_server, stop_process_group
-
-__all__ = ["free_port", "start_mlflow_server", "stop_process_group"]  # the tests' one way to start a server
+from tests.backends import Postgres, TeamServer, start_team_server
 
 BACKENDS = ("sqlite", "postgres")
 # The flows a team runs every day also run behind MLflow's basic-auth app, signed in as a regular user.

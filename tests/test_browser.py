@@ -24,7 +24,7 @@ import mlflow
 import pytest
 
 from mlflow_ext.model_check import check_model
-from tests.conftest import start_mlflow_server, stop_process_group
+from tests.backends import start_mlflow_server, stop_process_group
 from tests.model_fixtures import ID, make_batch
 
 pytest_plugins = ["tests.model_fixtures"]

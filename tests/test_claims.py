@@ -1,4 +1,4 @@
-"""Claims: once-only, atomic across processes, on a sqlite store and through an mlflow server."""
+"""Claims: once-only, atomic across processes, on each backend (sqlite, a PostgreSQL-backed server)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`mlflow-ext promote / rollback / history`: exit codes, tables and --json, on a real sqlite store."""
+"""`mlflow-ext promote / rollback / history`: exit codes, tables and --json, on each backend."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import VENV_BIN
+from tests.backends import VENV_BIN
 
 DEMO = Path(__file__).resolve().parent.parent / "recipes" / "demo.py"
 TIMEOUT = 300  # seconds per run; it takes well under a minute on 2 cores

@@ -18,8 +18,7 @@ import pytest
 from mlflow_ext import _registry
 from mlflow_ext.errors import ConfigError, DataError
 from mlflow_ext.hooks import OUTPUT_LIMIT, SCHEMA_VERSION, Event, Hook, HookResult, fire, idempotency_key
-
-from .conftest import VENV_BIN
+from tests.backends import VENV_BIN
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 PY = sys.executable

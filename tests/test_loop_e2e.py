@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import VENV_BIN, stop_process_group
+from tests.backends import VENV_BIN, stop_process_group
 from tests.model_fixtures import ID, TARGET, make_batch, model_store, model_template  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
@@ -224,7 +224,7 @@ LEAN_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOF
 @pytest.fixture
 def server(model_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # noqa: F811
     """A `mlflow server` on a fixed port over a copy of the model store, that a test may stop and restart."""
-    from tests.conftest import free_port, start_mlflow_server
+    from tests.backends import free_port, start_mlflow_server
 
     db = tmp_path / "server.db"
     shutil.copy(model_template, db)

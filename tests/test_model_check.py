@@ -1,4 +1,4 @@
-"""check_model against registered versions in a real sqlite MLflow store: what is recorded, and errors."""
+"""check_model against registered versions on each backend: what is recorded, and errors."""
 
 from __future__ import annotations
 

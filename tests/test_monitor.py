@@ -1,4 +1,4 @@
-"""The loop in one process against a real sqlite store: incidents, at-most-once actions, retries,
+"""The loop in one process on each backend: incidents, at-most-once actions, retries,
 cooldown, bad input and following a promoted champion."""
 
 from __future__ import annotations

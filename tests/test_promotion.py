@@ -1,4 +1,4 @@
-"""promote / rollback / history against a real sqlite store, with real sklearn models."""
+"""promote / rollback / history on each backend, with real sklearn models."""
 
 from __future__ import annotations
 

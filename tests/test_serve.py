@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
-from tests.conftest import VENV_BIN, free_port, stop_process_group
+from tests.backends import VENV_BIN, free_port, stop_process_group
 from tests.model_fixtures import FEATURES, ID, TARGET, make_batch, model_store, model_template  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",

@@ -1,4 +1,4 @@
-"""The watcher as real processes on one sqlite store: once-only files and actions across two
+"""The watcher as real processes on one store (each backend): once-only files and actions across two
 watchers, crashes and restarts, and a signed webhook received on 127.0.0.1."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 import mlflow
 import pytest
 
-from tests.conftest import also_behind_basic_auth, stop_process_group
+from tests.backends import stop_process_group
+from tests.conftest import also_behind_basic_auth
 from tests.model_fixtures import ID, TARGET, make_batch, model_store, model_template  # noqa: F401
 
 pytestmark = [pytest.mark.backends,

@@ -21,8 +21,7 @@ import pytest
 from mlflow_ext import _registry
 from mlflow_ext.errors import ConfigError
 from mlflow_ext.hooks import Event, Hook, fire
-
-from .conftest import free_port
+from tests.backends import free_port
 
 SECRET = "whsec-7f3a-do-not-leak"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
