@@ -4,25 +4,34 @@ Only summaries leave Spark: per-column counts, nulls, min/max/mean/std, quantile
 set of cut points (bin edges and the reference sample's distinct values), top category counts, and
 a bounded sample of rows when a detector needs rows. The core's own check code then runs on those
 summaries, so findings, messages and statuses are the numpy engine's. Each call costs a fixed
-number of Spark jobs whatever the number of columns (profile 5, check 3 or 4). What is exact and
-what is approximate is in this plugin's README.
+number of passes over the data whatever the number of columns (profile 5, check 3 or 4). What is
+exact and what is approximate is in this plugin's README: with the default ``ks_points`` a check is
+exact; past it, KS's D is at most ``1 / ks_points`` too small, never too large.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from mlflow_ext.builtin.detectors import KS, _Builtin, category_bins, reference_bins, reference_state
+from mlflow_ext.builtin.detectors import (
+    KS,
+    NumericReference,
+    _Builtin,
+    category_bins,
+    reference_bins,
+    reference_state,
+)
 from mlflow_ext.checks import CheckResult, _plan, _Run, _run_check, _settings
 from mlflow_ext.errors import ConfigError, DataError
 from mlflow_ext.profile import ColumnProfile, Profile, parse_bins
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import Column
     from pyspark.sql import DataFrame as SparkFrame
 
@@ -83,10 +92,18 @@ class _Categories:
 
 
 class SparkEngine:
-    """Profiles and checks Spark DataFrames; ``relative_error`` is approxQuantile's, for the edges."""
+    """Profiles and checks Spark DataFrames.
 
-    def __init__(self, *, relative_error: float = 1e-4) -> None:
+    ``relative_error`` is approxQuantile's, for a profile's inner quantile edges. ``ks_points`` caps
+    the reference values per column at which a check evaluates the batch's CDF for ``ks``: a
+    reference sample with more distinct values than that is thinned to ``ks_points + 1`` of them at
+    evenly spaced reference quantiles, and D is then at most ``1 / ks_points`` smaller than the exact
+    D (never larger). The default equals the default ``sample_size``, so default checks are exact.
+    """
+
+    def __init__(self, *, relative_error: float = 1e-4, ks_points: int = 10_000) -> None:
         self.relative_error = relative_error
+        self.ks_points = ks_points
 
     def accepts(self, frame: object) -> bool:
         """True for a classic or Spark Connect DataFrame (without importing pyspark for anything else)."""
@@ -183,6 +200,8 @@ class SparkEngine:
         max_null_increase: float = 0.05, max_new_share: float = 0.01,
     ) -> CheckResult:
         """Check a Spark DataFrame against a reference profile; options as for ``mlflow_ext.check``."""
+        if isinstance(self.ks_points, bool) or not (isinstance(self.ks_points, int) and self.ks_points >= 1):
+            raise ConfigError(f"ks_points: expected a whole number >= 1, got {self.ks_points!r}.")
         columns = _columns(current, "The current batch")
         settings = _settings(alpha, correction, drift_share, min_drifted, max_null_increase, max_new_share)
         plan, overall = _plan(reference, detectors)
@@ -194,7 +213,7 @@ class SparkEngine:
                   else pd.DataFrame(columns=[c.name for c in columns]))
         run = _SparkRun(reference, sample, settings, plan)
         run.n_rows = n_rows
-        run.prepare(current, {c.name: c for c in columns}, stats)
+        run.prepare(current, {c.name: c for c in columns}, stats, self.ks_points)
         return _run_check(run, overall)
 
 
@@ -204,12 +223,33 @@ def _from_summaries(detector: Any) -> bool:
         isinstance(detector, KS) or type(detector)._numeric is _Builtin._numeric)
 
 
+def _thin(state: NumericReference, k: int) -> NumericReference:
+    """The reference's CDF at no more than ``k + 1`` of its distinct values, for KS (all of them when
+    there are at most ``k``).
+
+    Kept: the smallest value and, for each j = 1..k, the first value at which the reference CDF
+    reaches j/k. Between two kept values the reference sample has at most a 1/k share of its values,
+    so the largest CDF difference found at the kept values is at most 1/k below the one at all of
+    them: for a dropped value u between kept a < b, F_ref(u) - F_cur(u) <= F_ref(a) + 1/k - F_cur(a),
+    and F_cur(u-) - F_ref(u-) <= F_cur(b-) - F_ref(b-) + 1/k.
+    """
+    if len(state.unique) <= k:
+        return state
+    n = len(state.sorted)
+    targets = -(-np.arange(1, k + 1, dtype=np.int64) * n // k)  # ceil(j n / k): integers, no rounding
+    keep = np.unique(np.concatenate(([0], np.searchsorted(state.upto_count, targets, side="left"))))
+    return replace(state, unique=state.unique[keep], below=state.below[keep], upto=state.upto[keep],
+                   upto_count=state.upto_count[keep])
+
+
 class _SparkRun(_Run):
     """The core's check run, fed with summaries computed in Spark instead of pandas columns."""
 
-    def prepare(self, frame: SparkFrame, columns: Mapping[str, _Column], stats: Mapping[str, _Stats]) -> None:
+    def prepare(self, frame: SparkFrame, columns: Mapping[str, _Column], stats: Mapping[str, _Stats],
+                ks_points: int) -> None:
         """Compute the cut counts and category counts every tested column needs, in two Spark jobs."""
         self.columns, self.stats = columns, stats
+        self.ks: dict[str, NumericReference] = {}
         tested = [columns[n] for n in self.reference.columns if n in columns and stats[n].count
                   and columns[n].kind == self.reference.columns[n].kind]
         cuts: dict[str, np.ndarray] = {}
@@ -219,7 +259,8 @@ class _SparkRun(_Run):
                 continue
             points = [np.asarray(ref.edges, dtype=np.float64), np.asarray([ref.min, ref.max], dtype=np.float64)]
             if isinstance(self.plan[column.name], KS):
-                points.append(reference_state(self.reference, column.name).unique)
+                self.ks[column.name] = _thin(reference_state(self.reference, column.name), ks_points)
+                points.append(self.ks[column.name].unique)
             cuts[column.name] = np.unique(np.concatenate(points))
         self.cuts = cuts
         self.counts = _cut_counts(frame, cuts, list(columns.values()))
@@ -251,7 +292,7 @@ class _SparkRun(_Run):
             return
         detector = self.plan[name]
         if isinstance(detector, KS):
-            state = reference_state(self.reference, name)
+            state = self.ks[name]
             before, at = self._at(name, state.unique)
             self._raw(detector, name, detector._counts(state, before, at, s.count))
         elif detector is not None and _from_summaries(detector):
@@ -325,80 +366,109 @@ def _unsupported(column: _Column) -> DataError:
 
 
 def _first_pass(frame: SparkFrame, columns: Sequence[_Column]) -> tuple[int, dict[str, _Stats]]:
-    """The row count and every column's null count, range and moments: one Spark job."""
+    """The row count and every column's null count, range and moments: one pass over the numeric
+    columns and, when there are others, one over those (each reads only its own columns from a
+    columnar source).
+
+    The numeric columns are exploded into (column, value) rows aggregated per column: one row of
+    seven aggregates per column would exceed whole-stage codegen's field limit (100) from about 14
+    columns on, and Spark would evaluate it interpreted, several times slower.
+    """
     from pyspark.sql import functions as F
 
-    exprs: list[Column] = [F.count(F.lit(1)).alias("n")]
-    for c in columns:
-        i = c.index
-        if c.kind == "numeric":
-            x, finite = c.expr.cast("double"), c.finite()
-            exprs += [F.count_if(x.isNull() | F.isnan(x)).alias(f"nulls{i}"),
-                      F.count_if(F.abs(x) == float("inf")).alias(f"inf{i}"),
-                      F.count(finite).alias(f"count{i}"), F.min(finite).alias(f"min{i}"),
-                      F.max(finite).alias(f"max{i}"), F.avg(finite).alias(f"mean{i}"),
-                      F.stddev_samp(finite).alias(f"std{i}")]
-        else:
+    numeric = [c for c in columns if c.kind == "numeric"]
+    others = [c for c in columns if c.kind != "numeric"]
+    n_rows: int | None = None
+    stats = {}
+    if others or not numeric:
+        exprs: list[Column] = [F.count(F.lit(1)).alias("n")]
+        for c in others:
+            i = c.index
             exprs += [F.count_if(c.expr.isNull()).alias(f"nulls{i}"), F.count(c.expr).alias(f"count{i}")]
             if c.kind == "datetime":
                 exprs += [F.min(c.expr).alias(f"min{i}"), F.max(c.expr).alias(f"max{i}")]
-    row = frame.select(exprs).first()
-    assert row is not None  # a global aggregate always has one row
-    data = row.asDict()
-    stats = {}
-    for c in columns:
-        i = c.index
-        std = data.get(f"std{i}")
-        stats[c.name] = _Stats(
-            nulls=int(data[f"nulls{i}"]), n_inf=int(data.get(f"inf{i}") or 0), count=int(data[f"count{i}"]),
-            min=data.get(f"min{i}"), max=data.get(f"max{i}"), mean=data.get(f"mean{i}"),
-            std=None if std is None or math.isnan(std) else float(std),
-        )
-    return int(data["n"]), stats
+        row = frame.select(exprs).first()
+        assert row is not None  # a global aggregate always has one row
+        data = row.asDict()
+        n_rows = int(data["n"])
+        for c in others:
+            i = c.index
+            stats[c.name] = _Stats(nulls=int(data[f"nulls{i}"]), count=int(data[f"count{i}"]),
+                                   min=data.get(f"min{i}"), max=data.get(f"max{i}"))
+    if numeric:
+        pairs = F.posexplode(F.array(*[c.expr.cast("double") for c in numeric])).alias("c", "x")
+        x = F.col("x")
+        finite = F.when(~F.isnan(x) & (F.abs(x) != float("inf")), x)
+        found = {r["c"]: r for r in frame.select(pairs).groupBy("c").agg(
+            F.count(F.lit(1)).alias("n"), F.count_if(x.isNull() | F.isnan(x)).alias("nulls"),
+            F.count_if(F.abs(x) == float("inf")).alias("inf"), F.count(finite).alias("count"),
+            F.min(finite).alias("min"), F.max(finite).alias("max"), F.avg(finite).alias("mean"),
+            F.stddev_samp(finite).alias("std")).collect()}
+        if n_rows is None:  # every row gives one (column, value) row per column
+            n_rows = int(found[0]["n"]) if found else 0
+        for j, c in enumerate(numeric):
+            r = found.get(j)  # none when the frame has no rows
+            std = None if r is None else r["std"]
+            stats[c.name] = _Stats(nulls=0) if r is None else _Stats(
+                nulls=int(r["nulls"]), n_inf=int(r["inf"]), count=int(r["count"]), min=r["min"], max=r["max"],
+                mean=r["mean"], std=None if std is None or math.isnan(std) else float(std))
+    assert n_rows is not None  # one of the two passes ran
+    return n_rows, stats
 
 
 def _cut_counts(frame: SparkFrame, cuts: Mapping[str, np.ndarray],
                 columns: Sequence[_Column]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For each column, how many finite values lie below / at or below each of its (sorted, distinct)
-    cut points: one Spark job whatever the number of columns or cuts.
+    cut points: one pass over the columns, whatever their number or that of the cuts.
 
-    Two Bucketizers give each value r = #cuts <= x and r' = #cuts < x (splits just above each cut);
-    a value equals cut r-1 exactly when r' < r. Counting the (column, r, equal) triples is then
-    enough: below[j] is the number of values with r <= j, upto[j] adds those equal to cut j.
+    Each partition is counted where it lies, by numpy in the executors' Python workers
+    (``mapInArrow``): a value x with l cut points below it gets the code 2l + (x == cut l), which
+    names the open interval or the cut point it falls on (one binary search per value), and
+    ``bincount`` counts the codes. Only non-zero counts leave a partition; Spark sums them per
+    (column, code), so the driver receives at most 2m + 1 numbers for a column of m cuts. Then
+    below[j] is the number of codes < 2j + 1 and upto[j] that of codes <= 2j + 1. The executors need
+    numpy and pyarrow (as for any pandas UDF), not mlflow-ext: the counting function is shipped by
+    value.
     """
     if not cuts:
         return {}
-    from pyspark.ml.feature import Bucketizer
     from pyspark.sql import functions as F
 
     by_name = {c.name: c for c in columns}
     names = list(cuts)
-    finite = frame.select([by_name[n].finite().alias(f"x{i}") for i, n in enumerate(names)])
-    inf = [-math.inf], [math.inf]
-    upto = Bucketizer(splitsArray=[[*inf[0], *cuts[n].tolist(), *inf[1]] for n in names],
-                      inputCols=[f"x{i}" for i in range(len(names))], outputCols=[f"r{i}" for i in range(len(names))],
-                      handleInvalid="keep")
-    below = Bucketizer(splitsArray=[[*inf[0], *np.nextafter(cuts[n], math.inf).tolist(), *inf[1]] for n in names],
-                       inputCols=[f"x{i}" for i in range(len(names))], outputCols=[f"q{i}" for i in range(len(names))],
-                       handleInvalid="keep")
-    bucketed = below.transform(upto.transform(finite))
-    pairs = F.explode(F.array(*[
-        F.when(F.col(f"x{i}").isNotNull(), F.struct(F.lit(i).alias("c"), F.col(f"r{i}").cast("int").alias("r"),
-                                                    (F.col(f"q{i}") < F.col(f"r{i}")).alias("eq")))
-        for i in range(len(names))]))
-    grouped = bucketed.select(pairs.alias("p")).where(F.col("p").isNotNull()).groupBy("p.c", "p.r", "p.eq").count()
+    # a sentinel above every finite value, so that the equality test needs no bounds check
+    points = [np.append(np.asarray(cuts[n], dtype=np.float64), math.inf) for n in names]
+
+    def count(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import numpy as np  # where the function runs: in an executor's Python worker
+        import pyarrow as pa
+
+        totals = [np.zeros(2 * len(p) - 1, dtype=np.int64) for p in points]
+        for batch in batches:
+            for i, p in enumerate(points):
+                x = batch.column(i).to_numpy(zero_copy_only=False)  # nulls come out as NaN
+                x = x[np.isfinite(x)]
+                below = np.searchsorted(p, x, side="left")
+                totals[i] += np.bincount(2 * below + (p[below] == x), minlength=len(totals[i]))
+        where = [np.flatnonzero(t) for t in totals]
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(np.repeat(np.arange(len(where), dtype=np.int32), [len(w) for w in where])),
+             pa.array(np.concatenate(where).astype(np.int32)),
+             pa.array(np.concatenate([t[w] for t, w in zip(totals, where, strict=True)]))],
+            names=["c", "code", "n"])
+
+    values = frame.select([by_name[n].expr.cast("double").alias(f"x{i}") for i, n in enumerate(names)])
+    summed = (values.mapInArrow(count, "c int, code int, n long")
+              .groupBy("c", "code").agg(F.sum("n").alias("n")).toArrow())
+    c, code, n = (summed.column(k).to_numpy() for k in ("c", "code", "n"))
     result = {}
-    rows = grouped.collect()
     for i, name in enumerate(names):
         m = len(cuts[name])
-        per_r, equal = np.zeros(m + 1, dtype=np.int64), np.zeros(m + 1, dtype=np.int64)
-        for row in rows:
-            if row["c"] == i:
-                per_r[row["r"]] += row["count"]
-                if row["eq"]:
-                    equal[row["r"]] += row["count"]
-        below_counts = np.cumsum(per_r)[:m]
-        result[name] = (below_counts, below_counts + equal[1:])
+        per_code = np.zeros(2 * m + 1, dtype=np.int64)
+        mine = c == i
+        per_code[code[mine]] = n[mine]
+        total = np.cumsum(per_code)
+        result[name] = (total[0::2][:m], total[1::2])
     return result
 
 

@@ -107,6 +107,28 @@ def test_check_equals_the_numpy_engine(frames: dict[str, Any], profiles: tuple[P
     assert "x" in got.drifted_columns and got.status in ("warn", "alert")
 
 
+@pytest.mark.parametrize("ks_points", [10, 100])
+def test_ks_on_fewer_points_than_reference_values_is_within_the_documented_bound(
+        frames: dict[str, Any], profiles: tuple[Profile, Profile], ks_points: int) -> None:
+    """With more distinct reference values than ks_points, D is at most 1/ks_points too small, never
+    too large; the other detectors' statistics and the quality findings stay exact."""
+    reference = profiles[0]
+    assert len(np.unique(reference.sample["x"].dropna())) > 10 * ks_points  # so the bound is what is tested
+    expected = check(reference, frames["cur"])
+    got = SparkEngine(ks_points=ks_points).check(reference, frames["scur"])
+    assert got.quality == expected.quality and got.n_rows == expected.n_rows
+    exact = {r.column: r for r in expected.drift}
+    assert [r.column for r in got.drift] == list(exact)
+    for r in got.drift:
+        d = exact[r.column].statistic
+        if r.detector == "ks":
+            assert d - 1 / ks_points - 1e-12 <= r.statistic <= d + 1e-12 and r.effect_size == r.statistic, r.column
+        else:  # p-values are corrected across all columns, so only the statistics are compared
+            assert (r.statistic, r.effect_size) == (d, exact[r.column].effect_size), r.column
+    if ks_points == 10:  # few enough points that D does move (within the bound)
+        assert any(r.statistic != exact[r.column].statistic for r in got.drift if r.detector == "ks")
+
+
 def test_wasserstein_on_a_batch_larger_than_the_sample_is_close(spark: Any, profiles: tuple[Profile, Profile]) -> None:
     reference = dataclasses.replace(profiles[0], sample_size=1000)
     batch = _frame(2)
@@ -149,6 +171,8 @@ def test_errors_name_the_column_and_lose_nothing(spark: Any, profiles: tuple[Pro
         Profile.from_frame(spark.sql("SELECT 'a' AS c"), bins={"c": [0, 1]})
     with pytest.raises(ConfigError, match="relative_error: expected a number in \\[0, 1\\), got 2"):
         SparkEngine(relative_error=2).profile(spark.sql("SELECT 1.0 AS x"))
+    with pytest.raises(ConfigError, match="ks_points: expected a whole number >= 1, got 0"):
+        SparkEngine(ks_points=0).check(profiles[0], spark.sql("SELECT 1.0 AS x"))
     empty = check(profiles[0], spark.sql("SELECT 1.0 AS x WHERE false"))
     assert empty.status == "error" and "The batch is empty" in empty.reasons[0]
     other = check(profiles[0], spark.sql("SELECT 1.0 AS nope"))
