@@ -7,12 +7,12 @@ champion, evaluates its rules against that champion, then claims the next genera
 claim's winner writes the alias, so two promotions evaluated against the same champion can never
 both move it. The loser records a refused decision saying who moved the champion meanwhile.
 
-After writing the alias the winner stores the generation in the registered-model tag
-``mlflow_ext.alias.<alias>.generation``. A reader who finds a claimed generation beyond that tag
-knows a move is in flight: it waits while the claim is younger than the lease
-(``MLFLOW_EXT_PROMOTION_LEASE`` seconds, default 120) and, once the lease is over, treats the
-mover as crashed: if the alias already points at the claimed target the move completed, otherwise
-it was abandoned; either way the generation is closed and promotions go on. A mover refuses to
+After writing the alias the winner raises the registered-model tag
+``mlflow_ext.alias.<alias>.generation`` to its generation. A reader who finds a claimed generation
+beyond that tag follows it: the move is over when the alias points at its target or the next
+generation is claimed too; otherwise a move is in flight, and the reader waits while the claim is
+younger than the lease (``MLFLOW_EXT_PROMOTION_LEASE`` seconds, default 120). Once the lease is
+over it treats the mover as crashed and closes the generation, and promotions go on. A mover refuses to
 write the alias once half its lease is spent, so a slow (not dead) mover cannot overwrite a
 recovered generation unless it stalls for half a lease between that check and the write.
 
@@ -41,7 +41,6 @@ from mlflow_ext.errors import (
     MlflowExtError,
     NotFoundError,
     PluginError,
-    TrackingError,
 )
 from mlflow_ext.tracking import (
     DEFAULT_ALIAS,
@@ -54,6 +53,7 @@ from mlflow_ext.tracking import (
     monitoring_experiment,
     set_version_tags,
     to_json_bytes,
+    upsert,
 )
 
 if TYPE_CHECKING:
@@ -72,7 +72,6 @@ USER_ENV = "MLFLOW_EXT_USER"
 # Test-only: sleep this many seconds right after winning the claim, so a test can kill the mover.
 _PAUSE_ENV = "MLFLOW_EXT_TEST_PAUSE_AFTER_CLAIM"
 _DEFAULT_LEASE = 120.0
-_ALIAS_WRITE_ATTEMPTS = 6
 
 
 def previous_alias(alias: str) -> str:
@@ -399,17 +398,25 @@ def _alias_version(model: str, alias: str) -> str | None:
 
 
 def _read_state(model: str, alias: str) -> _State:
-    """The alias's current generation and holder, after any in-flight move finished or expired."""
-    with mlflow_errors(f"read the registered model {model!r}"):
-        tags = client().get_registered_model(model).tags
-    generation = int(tags.get(_generation_tag(alias), "0") or 0)
+    """The alias's current generation and holder, after any in-flight move finished or expired.
+
+    Generation n + 1 is over when the alias points at its target, or when n + 2 is claimed (nobody
+    claims n + 2 before n + 1 is over), or when its lease has run out. The tag and the alias are
+    read again on every step: other movers may finish several moves while this reader waits.
+    """
     lease = _lease()
+    generation = 0
     while True:
-        champion = _alias_version(model, alias)
+        with mlflow_errors(f"read the registered model {model!r}"):
+            registered = client().get_registered_model(model)
+        generation = max(generation, int(registered.tags.get(_generation_tag(alias), "0") or 0))
+        champion = registered.aliases.get(alias)
+        champion = None if champion is None else str(champion)
         pending = _claims.read_claim(_claim_key(model, alias, generation + 1))
         if pending is None:
             return _State(generation=generation, champion=champion)
-        if champion == pending.payload.get("to"):
+        if (champion == pending.payload.get("to")
+                or _claims.read_claim(_claim_key(model, alias, generation + 2)) is not None):
             generation += 1  # moved; its mover has not stored the generation yet (or crashed)
             continue
         if pending.age_seconds() < lease:
@@ -421,8 +428,13 @@ def _read_state(model: str, alias: str) -> _State:
 
 
 def _store_generation(model: str, alias: str, generation: int) -> None:
-    with mlflow_errors(f"store the generation of the alias {alias!r} of {model!r}"):
-        client().set_registered_model_tag(model, _generation_tag(alias), str(generation))
+    """Raise the generation tag to ``generation``; a slow mover never lowers it again."""
+    tag = _generation_tag(alias)
+    with mlflow_errors(f"read the registered model {model!r}"):
+        stored = int(client().get_registered_model(model).tags.get(tag, "0") or 0)
+    if stored < generation:
+        upsert(f"store the generation of the alias {alias!r} of {model!r}",
+               lambda: client().set_registered_model_tag(model, tag, str(generation)))
 
 
 # -- evaluating --------------------------------------------------------------------------------------
@@ -592,22 +604,8 @@ def _what_changed(plan: _Plan, key: str) -> str:
 
 
 def _write_alias(model: str, alias: str, version: str) -> None:
-    """Set an alias, retrying the unique-key error MLflow raises when alias writes collide."""
-    from mlflow.exceptions import MlflowException
-
-    for attempt in range(1, _ALIAS_WRITE_ATTEMPTS + 1):
-        try:
-            with mlflow_errors(f"set the alias {alias!r} of {model!r} to version {version}"):
-                try:
-                    client().set_registered_model_alias(model, alias, version)
-                    return
-                except MlflowException:
-                    if attempt == _ALIAS_WRITE_ATTEMPTS:
-                        raise
-        except TrackingError:
-            if attempt == _ALIAS_WRITE_ATTEMPTS:
-                raise
-        time.sleep(0.05 * 2**attempt)
+    upsert(f"set the alias {alias!r} of {model!r} to version {version}",
+           lambda: client().set_registered_model_alias(model, alias, version))
 
 
 # -- recording ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ __all__ = [
     "save_version_reference",
     "set_version_tags",
     "tracking_uri",
+    "upsert",
 ]
 
 TAG_PREFIX = "mlflow_ext."
@@ -69,16 +70,16 @@ def mlflow_errors(action: str) -> Iterator[None]:
     except MlflowExtError:
         raise
     except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
+        kind = _client_error(exc)
         message = getattr(exc, "message", str(exc))
-        if code == "RESOURCE_DOES_NOT_EXIST":
+        if kind == "not found":
             raise NotFoundError(f"Could not {action}: {message}") from exc
-        if code == "UNAUTHENTICATED" or "error code 401" in message:
+        if kind == "credentials":
             raise TrackingError(
                 f"Could not {action}: the tracking server refused the credentials ({message}).",
                 hint="Check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN).",
             ) from exc
-        if code == "PERMISSION_DENIED" or "error code 403" in message:
+        if kind == "permission":
             user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
             raise TrackingError(
                 f"Could not {action}: the tracking server denied {user!r} permission ({message}).",
@@ -94,6 +95,21 @@ def mlflow_errors(action: str) -> Iterator[None]:
             f"Could not {action}: {type(exc).__name__}: {exc}",
             hint=f"Check that the tracking store at {_safe_uri()} is reachable.",
         ) from exc
+
+
+def _client_error(exc: Exception) -> str | None:
+    """What the caller must change for ``exc`` to go away, or None when retrying may help."""
+    code = getattr(exc, "error_code", "")
+    message = getattr(exc, "message", str(exc))
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return "not found"
+    if code == "UNAUTHENTICATED" or "error code 401" in message:
+        return "credentials"
+    if code == "PERMISSION_DENIED" or "error code 403" in message:
+        return "permission"
+    if code == "INVALID_PARAMETER_VALUE":
+        return "input"
+    return None
 
 
 def _safe_uri() -> str:
@@ -196,12 +212,36 @@ def resolve_version(ref: str | VersionRef, *, default_alias: str = DEFAULT_ALIAS
         return mlflow_client.get_model_version(parsed.name, str(version))
 
 
+_UPSERT_ATTEMPTS = 6
+
+
+def upsert(action: str, write: Callable[[], object]) -> None:
+    """Run one idempotent registry write (set a tag or an alias), retrying store errors.
+
+    MLflow sets a tag or an alias by reading the row and then inserting or updating it, so two
+    writers of the same key at once can fail with a unique-key error (sqlite and PostgreSQL alike);
+    writing again is then correct. Client errors (credentials, permissions, input, a missing model)
+    are raised at once.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+        with mlflow_errors(action):
+            try:
+                write()
+                return
+            except MlflowException as exc:
+                if attempt == _UPSERT_ATTEMPTS or _client_error(exc) is not None:
+                    raise
+        time.sleep(0.05 * 2**attempt)
+
+
 def set_version_tags(name: str, version: str, tags: Mapping[str, str]) -> None:
     """Set several tags on one model version."""
     mlflow_client = client()
-    with mlflow_errors(f"tag version {version} of {name!r}"):
-        for key, value in tags.items():
-            mlflow_client.set_model_version_tag(name, version, key, str(value))
+    for key, value in tags.items():
+        upsert(f"tag version {version} of {name!r}",
+               functools.partial(mlflow_client.set_model_version_tag, name, version, key, str(value)))
 
 
 @dataclass(frozen=True)

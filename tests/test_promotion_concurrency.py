@@ -117,3 +117,28 @@ def test_a_mover_slower_than_half_its_lease_gives_up_without_writing(store: str)
     # The slow mover closed its generation, so the next promotion need not wait out a lease.
     again = promote("slow", versions[1])
     assert again.promoted and again.generation == 3
+
+
+def test_moves_that_finished_behind_a_stale_generation_tag_are_followed_without_waiting(
+        store: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    versions = register("stale", 4)
+    for version in versions[:3]:
+        promote("stale", version)
+    tag = "mlflow_ext.alias.champion.generation"
+    assert MlflowClient().get_registered_model("stale").tags[tag] == "3"
+    # What a reader sees when two moves finish between its reads, or when the slow first mover
+    # stores its generation last: the tag says 1 while generations 2 and 3 are done.
+    MlflowClient().set_registered_model_tag("stale", tag, "1")
+    # With an hour's lease, waiting for generation 2 (done, but no longer the alias) would hang.
+    env = {**os.environ, "MLFLOW_EXT_PROMOTION_LEASE": "3600"}
+
+    done = subprocess.run(_promote_script("stale", versions[3]), env=env, capture_output=True, text=True,
+                          timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "promoted Promoted version 4 as 'champion' (was version 3)."
+    assert MlflowClient().get_registered_model("stale").tags[tag] == "4"
+    assert [(e.version, e.recorded) for e in history("stale")] == [(v, True) for v in versions]
+    assert [int(r.data.tags["mlflow_ext.generation"]) for r in decision_runs("stale")] == [1, 2, 3, 4]

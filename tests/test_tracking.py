@@ -57,6 +57,34 @@ def test_log_run_leaves_no_half_run_on_failure(store: str) -> None:
     assert MlflowClient().search_runs([exp]) == []
 
 
+def test_a_tag_write_that_collides_is_written_again_and_a_client_error_is_not_retried(store: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().create_registered_model("tagged")
+    calls: list[str] = []
+
+    def collide_once() -> None:  # what a store raises when two writers insert the same tag at once
+        calls.append("write")
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_tags.key")
+        MlflowClient().set_registered_model_tag("tagged", "mlflow_ext.k", "v")
+
+    tracking.upsert("tag 'tagged'", collide_once)
+    assert calls == ["write", "write"]
+    assert MlflowClient().get_registered_model("tagged").tags["mlflow_ext.k"] == "v"
+
+    calls.clear()
+
+    def missing() -> None:
+        calls.append("write")
+        MlflowClient().set_registered_model_tag("nope", "mlflow_ext.k", "v")
+
+    with pytest.raises(NotFoundError, match="Could not tag 'nope'"):
+        tracking.upsert("tag 'nope'", missing)
+    assert calls == ["write"]  # a missing model stays missing: no retries
+
+
 def test_missing_alias_is_not_found_with_a_hint(store: str) -> None:
     from mlflow.tracking import MlflowClient
 
