@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-alibi test-spark bench bench-spark lint clean
+.PHONY: setup demo test test-alibi test-spark bench bench-spark bench-team lint clean
 
 setup: $(STAMP)
 
@@ -45,7 +45,7 @@ test-spark: $(VENV)/.spark-installed
 	cd plugins/mlflow-ext-spark && ../../$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check mlflow_ext tests
+	$(PY) -m ruff check mlflow_ext tests bench plugins
 	$(PY) -m mypy
 
 clean:
@@ -59,3 +59,8 @@ bench: setup
 # The Spark engine vs the numpy engine on 10M x 50 floats from Parquet (writes ~4 GB to bench/.data/).
 bench-spark: $(VENV)/.spark-installed
 	$(PY) bench/bench_spark.py
+
+# Checks and promotion decisions from 1, 4 and 8 concurrent clients against a PostgreSQL-backed
+# `mlflow server` (1 and 4 workers) and a sqlite file (see bench/README.md); about 7 minutes.
+bench-team: setup
+	$(PY) bench/bench_team.py
