@@ -24,14 +24,11 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -39,35 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(argv: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{argv[0]} exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    stop(proc)
-    raise SystemExit(f"{argv} did not answer /ping: {log.read_text()[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
+from tests.backends import free_port, start_serving, stop_process_group  # noqa: E402
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -195,15 +164,18 @@ def main() -> None:
     BODY.write_text(body)
 
     ours_url, theirs_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-    ours = start([str(BIN / "mlflow-ext"), "serve", "churn", "--port", ours_url.rsplit(":", 1)[1],
-                  "--log-dir", str(work / "inference"), "--poll-interval", "1",
-                  "--max-in-flight", str(args.max_in_flight)], env, ours_url, work / "ours.log")
+    ours = start_serving([str(BIN / "mlflow-ext"), "serve", "churn", "--port", ours_url.rsplit(":", 1)[1],
+                          "--log-dir", str(work / "inference"), "--poll-interval", "1",
+                          "--max-in-flight", str(args.max_in_flight)],
+                         env=env, url=ours_url, log=work / "ours.log", path="/ping", timeout=180)
     results: dict[str, dict[str, Any]] = {}
     theirs = None
     try:
-        theirs = start([str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn/1", "--env-manager", "local",
-                        "--host", "127.0.0.1", "--port", theirs_url.rsplit(":", 1)[1], "--workers", "1"],
-                       {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, theirs_url, work / "theirs.log")
+        theirs = start_serving(
+            [str(BIN / "mlflow"), "models", "serve", "-m", "models:/churn/1", "--env-manager", "local",
+             "--host", "127.0.0.1", "--port", theirs_url.rsplit(":", 1)[1], "--workers", "1"],
+            env={**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, url=theirs_url, log=work / "theirs.log",
+            path="/ping", timeout=180)
         for name, url, proc in (("mlflow-ext serve", ours_url, ours), ("mlflow models serve", theirs_url, theirs)):
             peak = PeakRss(proc.pid)
             peak.start()
@@ -221,9 +193,9 @@ def main() -> None:
             peak.join()
             results[name] = {"phases": phases, "peak_rss_mb": round(peak.peak, 1)}
     finally:
-        stop(ours)
+        stop_process_group(ours)
         if theirs is not None:
-            stop(theirs)
+            stop_process_group(theirs)
     import pandas as pd
 
     logged = sum(len(pd.read_parquet(p)) for p in (work / "inference").glob("batch-*.parquet"))

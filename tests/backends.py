@@ -54,26 +54,34 @@ def start_mlflow_server(backend_uri: str, artifacts: Path, *, extra_args: tuple[
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME",
                  "MLFLOW_TRACKING_PASSWORD"):
         server_env.pop(name, None)
-    log = open(artifacts.parent / f"mlflow-server-{port}.log", "wb")  # noqa: SIM115 - lives with the server
-    proc = subprocess.Popen(
+    url = f"http://127.0.0.1:{port}"
+    proc = start_serving(
         [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), *extra_args],
-        env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=server_env, url=url, log=artifacts.parent / f"mlflow-server-{port}.log",
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    return proc, url
+
+
+def start_serving(argv: list[str], *, env: dict[str, str], url: str, log: Path, path: str = "/health",
+                  timeout: float = 120) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group, output to ``log``; return once ``url + path`` answers
+    200 (stop it and raise when it exits or does not answer within ``timeout`` seconds)."""
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}; see {log.name}")
+            raise RuntimeError(f"{argv[0]} exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as response:
                 if response.status == 200:
-                    return proc, url
+                    return proc
         except OSError:
             time.sleep(0.5)
     stop_process_group(proc)
-    raise RuntimeError(f"mlflow server did not become healthy in 120 s; see {log.name}")
+    raise RuntimeError(f"{argv[0]} did not answer {url}{path} in {timeout:.0f} s: {log.read_text()[-2000:]}")
 
 
 def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
