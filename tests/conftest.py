@@ -80,25 +80,28 @@ def team_server(request: pytest.FixtureRequest, backend: str) -> TeamServer:
     return servers[backend]
 
 
+def fresh_store(request: pytest.FixtureRequest, backend: str, folder: Path) -> tuple[str, dict[str, str]]:
+    """An empty tracking + registry store on ``backend`` (for sqlite, a copy of the template in
+    ``folder``): its tracking URI and the environment a client needs to reach it."""
+    if backend == "sqlite":
+        shutil.copy(request.getfixturevalue("_store_template"), folder / "mlflow.db")
+        uri = f"sqlite:///{folder / 'mlflow.db'}"
+        return uri, {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    server = team_server(request, backend)
+    server.reset("empty")
+    return server.url, server.env()
+
+
 @pytest.fixture
-def store(request: pytest.FixtureRequest, _store_template: Path, tmp_path: Path,
+def store(request: pytest.FixtureRequest, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh tracking + registry store on the test's backend (sqlite unless parametrized); the
     working folder is tmp_path. Its value is the tracking URI."""
     import mlflow
 
-    backend = getattr(request, "param", "sqlite")
     monkeypatch.chdir(tmp_path)
-    if backend == "sqlite":
-        shutil.copy(_store_template, tmp_path / "mlflow.db")
-        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
-    else:
-        server = team_server(request, backend)
-        server.reset("empty")
-        uri = server.url
-        env = server.env()
-        monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    uri, env = fresh_store(request, getattr(request, "param", "sqlite"), tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     mlflow.set_tracking_uri(uri)

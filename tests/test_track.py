@@ -4,7 +4,6 @@ function records and registers."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import mlflow_ext
 from mlflow_ext import _lineage, tracking
 from mlflow_ext.decorators import Tracked, track
 from mlflow_ext.errors import ConfigError, DataError, ProfileError, TrackingError
-from tests.conftest import BACKENDS, team_server
+from tests.conftest import BACKENDS, fresh_store, team_server
 
 pytestmark = pytest.mark.backends
 
@@ -71,8 +70,7 @@ class Trained:
 
 
 @pytest.fixture(scope="module", params=[*BACKENDS, "basic-auth"])
-def trained(request: pytest.FixtureRequest, _store_template: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """One store with four tracked versions, trained once for the read-only tests of this module
     (on the server: a snapshot of its database that ``in_trained`` resets to)."""
     import mlflow
@@ -80,15 +78,7 @@ def trained(request: pytest.FixtureRequest, _store_template: Path,
     from sklearn.linear_model import LogisticRegression, Ridge
 
     folder = tmp_path_factory.mktemp("track")
-    env: dict[str, str] = {}
-    if request.param == "sqlite":
-        shutil.copy(_store_template, folder / "mlflow.db")
-        uri = f"sqlite:///{folder / 'mlflow.db'}"
-        env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
-    else:
-        server = team_server(request, request.param)
-        server.reset("empty")
-        uri, env = server.url, server.env()
+    uri, env = fresh_store(request, request.param, folder)
     data, valid = customers(1500, seed=1), customers(400, seed=2)
     features = ["age", "tenure", "plan"]
 
@@ -128,7 +118,7 @@ def trained(request: pytest.FixtureRequest, _store_template: Path,
                 train=data,
             )
             if request.param != "sqlite":
-                server.snapshot("tracked")
+                team_server(request, request.param).snapshot("tracked")
             yield result
         finally:
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
